@@ -1,0 +1,50 @@
+# Every target creates .venv on first use. Torch is installed first, pinned to the CPU build that
+# lies on this machine's disk (override with `make TORCH=torch ...` elsewhere), so the package's
+# `torch>=2.3,<3` range is already met and pip never reaches for a multi-GB CUDA build.
+PY      ?= python3
+VENV    ?= .venv
+TORCH   ?= torch==2.13.0
+BIN      = $(VENV)/bin
+STAMP    = $(VENV)/.installed
+
+.PHONY: run test bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+# The main job: train a small MADE on real handwritten digits for a few hundred steps, then sample.
+run: $(STAMP)
+	$(BIN)/arsound train image_zoo --model.name=made --train.steps=300 --out runs/quickstart
+	$(BIN)/arsound sample --model runs/quickstart --n 64 --seed 0 --out runs/quickstart/samples.png
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
+
+# Audio datasets built from installed packages (arsound/data/prepare.py): Debian's fluidsynth + GM soundfont
+# render music21's Bach chorales, ffmpeg decodes Asterisk's prompts (en + es/fr/it/ru; the plain
+# asterisk-core-sounds-LL packages add the transcripts). Missing packages are apt-get installed when we are
+# root or have sudo; otherwise the command to run is printed. Re-running verifies and skips finished files.
+DATA_DEBS = fluidsynth fluid-soundfont-gm ffmpeg \
+            $(foreach l,en es fr it ru,asterisk-core-sounds-$(l)-g722 asterisk-core-sounds-$(l))
+.PHONY: data
+data: $(STAMP)
+	@missing=$$(for p in $(DATA_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "make data: missing Debian packages; as root run: apt-get install $$missing" >&2; exit 2; fi; \
+	  echo "installing: $$missing"; \
+	  $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	$(BIN)/arsound data prepare chorales
+	$(BIN)/arsound data prepare speech

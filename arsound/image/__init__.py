@@ -1,0 +1,40 @@
+"""Image and binary AR models on the shared core, behind one entry point.
+
+    model = arsound.image.build("made", shape=(1, 28, 28), levels=2, size="small")
+
+``MODELS`` maps a name to ``"module:Class"`` inside this package (imported on first use). Every model
+class has a config dataclass with ``shape`` and ``levels`` fields and a ``presets`` dict
+``{size: config overrides}`` with at least ``debug`` (seconds on CPU) and ``small``, so tests, recipes,
+the CLI and the demo build any model for any data the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+MODELS = {
+    "made": "made:MADE",
+}
+
+
+def model_class(name: str):
+    if name not in MODELS:
+        raise ValueError(f"unknown image model '{name}'; choose from {sorted(MODELS)}")
+    module, cls = MODELS[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def build(name: str, shape=(1, 28, 28), levels: int = 2, size: str = "small", **overrides):
+    """Build model ``name`` for images of ``shape = (C, H, W)`` with ``levels`` gray levels."""
+    cls = model_class(name)
+    if size not in cls.presets:
+        raise ValueError(f"unknown size '{size}' for {name}; choose from {sorted(cls.presets)}")
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    bad = set(overrides) - fields
+    if bad:
+        raise ValueError(f"{cls.config_class.__name__} has no field(s) {sorted(bad)}")
+    cfg = cls.config_class(shape=tuple(shape), levels=levels, **{**cls.presets[size], **overrides})
+    return cls(cfg)
+
+
+__all__ = ["MODELS", "build", "model_class"]
