@@ -2,6 +2,7 @@
 
     arsound train RECIPE [--debug] [--out DIR] [--seed N] [--device D] [--a.b=value ...]
     arsound sample --model NAME_OR_DIR [--n N] [--out FILE] [--seed N] [--device D]
+    arsound data prepare NAME [--root DIR] [--limit N] [--force]
 
 User errors (bad arguments, missing or corrupt files, a diverging run) print one line
 ``arsound: error: ...`` and exit non-zero; set ``ARSOUND_DEBUG=1`` for the traceback.
@@ -19,6 +20,7 @@ import torch
 from .core.checkpoint import CheckpointError
 from .core.config import apply_overrides
 from .core.train import TrainingError
+from .data.prepare import add_data_parser
 
 USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingError)
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--temperature", type=float, default=1.0)
     s.set_defaults(func=cmd_sample)
+
+    add_data_parser(sub)
     return p
 
 

@@ -39,6 +39,7 @@ def test_sample_writes_png(trained, tmp_path):
     (["train", "no_such_recipe"], "no recipe 'no_such_recipe'"),
     (["sample", "--model", "/nonexistent/model"], "/nonexistent/model"),
     (["sample", "--model", ".", "--n", "0"], "--n must be >= 1"),
+    (["data", "prepare", "nope"], "unknown dataset 'nope'"),
 ])
 def test_user_errors_are_one_line_and_nonzero(args, needle, tmp_path):
     r = run(*args, cwd=tmp_path)

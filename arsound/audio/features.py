@@ -1,0 +1,106 @@
+"""Log-mel spectrograms in torch (equal to librosa's), the frame/sample alignment rule, and Griffin-Lim.
+
+Letters: B batch, T samples, F frames, M mel bands, K = n_fft // 2 + 1 frequency bins.
+
+``MelSpectrogram`` computes ``log(max(mel_fb @ |STFT(x)|^power, floor))`` with ``torch.stft`` and librosa's
+Slaney mel filter bank, on any device and batch. It matches
+``librosa.feature.melspectrogram(y=x, sr, n_fft, hop_length=hop, win_length=win, n_mels, fmin, fmax, power,
+center, pad_mode)`` (librosa >= 0.10 pads with zeros, ``pad_mode='constant'``, and so do we by default).
+
+Alignment rule (used by the WaveNet conditioning): with ``center=True`` frame ``f`` is the window centred on
+sample ``f * hop``, and a clip of ``T`` samples has ``frames_for(T) = T // hop + 1`` frames. A vocoder
+conditions sample ``n`` on frame ``n // hop``; so crop clips to ``T = k * hop`` samples (and crops to start at
+a multiple of ``hop``), compute ``k + 1`` frames, and use the first ``k``: ``samples_for(k) = k * hop == T``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+    """librosa's Slaney-style (area-normalized) mel filter bank, ``Tensor[M, K]`` float32."""
+    import librosa  # cheap: filters.mel is plain numpy, no numba compilation
+
+    fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False, norm="slaney")
+    return torch.from_numpy(np.asarray(fb, dtype=np.float32))
+
+
+class MelSpectrogram(nn.Module):
+    """``Tensor[B, T]`` (or ``[T]``) waveform -> ``Tensor[B, M, F]`` (or ``[M, F]``) (log-)mel spectrogram.
+
+    ``power`` 1 gives a magnitude, 2 a power mel spectrogram; ``log`` applies ``log(clamp(mel, floor))``
+    (natural log). The filter bank and window are non-persistent buffers: they follow ``.to(device)`` and
+    are never saved in checkpoints (they are rebuilt from the arguments).
+    """
+
+    def __init__(self, sr: int = 16000, n_fft: int = 1024, hop: int = 256, win: int | None = 1024, n_mels: int = 80,
+                 fmin: float = 0.0, fmax: float | None = None, power: float = 1.0, log: bool = True,
+                 floor: float = 1e-5, center: bool = True, pad_mode: str = "constant"):
+        super().__init__()
+        win = win or n_fft
+        if win > n_fft:
+            raise ValueError(f"win ({win}) must be <= n_fft ({n_fft})")
+        if power not in (1, 2, 1.0, 2.0):
+            raise ValueError(f"power must be 1 (magnitude) or 2 (power), got {power}")
+        self.sr, self.n_fft, self.hop, self.win, self.n_mels = sr, n_fft, hop, win, n_mels
+        self.fmin, self.fmax, self.power, self.log, self.floor = fmin, fmax, float(power), log, floor
+        self.center, self.pad_mode = center, pad_mode
+        self.register_buffer("window", torch.hann_window(win, periodic=True), persistent=False)  # librosa 'hann'
+        self.register_buffer("fb", mel_filterbank(sr, n_fft, n_mels, fmin, fmax), persistent=False)  # (M, K)
+
+    def frames_for(self, samples: int) -> int:
+        """Number of frames for ``samples`` samples: ``T // hop + 1`` centred, ``1 + (T - n_fft) // hop`` not."""
+        if self.center:
+            return samples // self.hop + 1
+        return max(0, 1 + (samples - self.n_fft) // self.hop)
+
+    def samples_for(self, frames: int) -> int:
+        """Samples conditioned by ``frames`` frames when sample ``n`` uses frame ``n // hop``: ``frames * hop``."""
+        return frames * self.hop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        squeeze = x.dim() == 1
+        x = x.unsqueeze(0) if squeeze else x  # (B, T)
+        if x.dim() != 2:
+            raise ValueError(f"expected a waveform [T] or [B, T], got shape {tuple(x.shape)}")
+        spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win, window=self.window,
+                          center=self.center, pad_mode=self.pad_mode, return_complex=True)  # (B, K, F)
+        mag = spec.abs() if self.power == 1 else spec.real.square() + spec.imag.square()
+        mel = torch.matmul(self.fb, mag)  # (M, K) @ (B, K, F) -> (B, M, F)
+        if self.log:
+            mel = torch.log(torch.clamp(mel, min=self.floor))
+        return mel[0] if squeeze else mel
+
+    @torch.no_grad()
+    def invert(self, mel: torch.Tensor, n_iter: int = 32, length: int | None = None) -> torch.Tensor:
+        """Griffin-Lim waveform for a (log-)mel made by this module: ``[M, F] -> [T]``, ``[B, M, F] -> [B, T]``."""
+        return griffin_lim(mel, sr=self.sr, n_fft=self.n_fft, hop=self.hop, win=self.win, fmin=self.fmin,
+                           fmax=self.fmax, power=self.power, log=self.log, center=self.center,
+                           pad_mode=self.pad_mode, n_iter=n_iter, length=length)
+
+    def extra_repr(self) -> str:
+        return (f"sr={self.sr}, n_fft={self.n_fft}, hop={self.hop}, win={self.win}, n_mels={self.n_mels}, "
+                f"fmin={self.fmin}, fmax={self.fmax}, power={self.power:g}, log={self.log}, center={self.center}")
+
+
+def griffin_lim(mel: torch.Tensor, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, win: int | None = 1024,
+                fmin: float = 0.0, fmax: float | None = None, power: float = 1.0, log: bool = True,
+                center: bool = True, pad_mode: str = "constant", n_iter: int = 32,
+                length: int | None = None) -> torch.Tensor:
+    """Baseline vocoder: ``librosa.feature.inverse.mel_to_audio`` (NNLS mel inversion + Griffin-Lim).
+
+    ``mel``: ``Tensor[M, F]`` or ``[B, M, F]`` with the same settings it was computed with (``log=True``
+    undoes the natural log). Returns float32 ``Tensor[T]`` / ``[B, T]`` on ``mel``'s device, with
+    ``T = (F - 1) * hop`` (centred) unless ``length`` is given. Runs on the CPU in numpy; slow but simple.
+    """
+    import librosa
+
+    m = mel.detach().float().cpu().numpy()
+    if log:
+        m = np.exp(m)
+    y = librosa.feature.inverse.mel_to_audio(m, sr=sr, n_fft=n_fft, hop_length=hop, win_length=win, center=center,
+                                             pad_mode=pad_mode, power=power, n_iter=n_iter, length=length,
+                                             fmin=fmin, fmax=fmax)
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(mel.device)

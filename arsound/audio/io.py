@@ -1,0 +1,202 @@
+"""Audio files in and out: load (mono mixdown, soxr resampling), atomic save, level normalization, streaming.
+
+Waveforms are float32 in ``[-1, 1]``: ``[T]`` for mono, ``[C, T]`` (channels first, like torch) otherwise.
+Every problem with a file is an :class:`AudioError` (a ``ValueError``) whose one-line message names the
+file and what is wrong with it, so the CLI prints it as a user error:
+
+    cannot read audio 'x.wav': no such file
+    cannot read audio 'x.wav': 0.12 s long, need at least 1.00 s
+
+Formats: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); saving picks the container from the
+extension (``.wav`` / ``.flac`` / ``.ogg``) and writes a temporary file that is renamed into place, so an
+interrupted save never leaves a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+# extension -> (libsndfile container, default subtype)
+SAVE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+RESAMPLE_QUALITY = "HQ"  # soxr's high quality (librosa's 'soxr_hq')
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; ``str(e)`` is one line naming the file and the problem."""
+
+    def __init__(self, path, problem: str, verb: str = "read"):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"cannot {verb} audio '{path}': {problem}")
+
+
+def _open_info(path: Path) -> sf._SoundFileInfo:
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if not path.is_file():
+        raise AudioError(path, "not a file")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:  # not audio, truncated header, unknown format
+        reason = str(e).split(":")[-1].strip().rstrip(".") or "unknown format"
+        raise AudioError(path, f"not a readable audio file ({reason})") from None
+
+
+def _check_finite(path, x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise AudioError(path, f"contains {bad} NaN/Inf samples")
+
+
+def resample(wav: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+    """Resample ``[T]`` or ``[C, T]`` float32 with soxr (HQ); the output has ``round(T * sr / orig_sr)`` samples."""
+    if orig_sr == sr:
+        return wav
+    y = soxr.resample(np.ascontiguousarray(wav.T), orig_sr, sr, quality=RESAMPLE_QUALITY)  # soxr wants [T, C]
+    return np.ascontiguousarray(y.T, dtype=np.float32)
+
+
+def load_audio(path, sr: int | None = None, mono: bool = True, min_seconds: float | None = None,
+               as_tensor: bool = False) -> tuple[np.ndarray | torch.Tensor, int]:
+    """Read ``path`` -> ``(wav, sr)``; ``wav`` float32 ``[T]`` (``mono``) or ``[C, T]``.
+
+    ``sr=None`` keeps the file's rate, otherwise resamples with soxr. ``mono`` averages the channels.
+    Raises :class:`AudioError` for a missing / unreadable / empty file, NaN or Inf samples, or audio
+    shorter than ``min_seconds``. ``as_tensor`` returns a ``torch.Tensor`` instead of an ndarray.
+    """
+    path = Path(path)
+    info = _open_info(path)
+    if info.frames == 0:
+        raise AudioError(path, "empty (0 samples)")
+    try:
+        x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(path, f"decoding failed ({str(e).split(':')[-1].strip().rstrip('.')})") from None
+    if len(x) == 0:
+        raise AudioError(path, "empty (0 samples)")
+    _check_finite(path, x)
+    wav = x.mean(axis=1) if mono else np.ascontiguousarray(x.T)  # [T] or [C, T]
+    if sr is not None and sr != file_sr:
+        wav = resample(wav, file_sr, sr)
+    else:
+        sr = file_sr
+    if min_seconds is not None and wav.shape[-1] < min_seconds * sr:
+        raise AudioError(path, f"{wav.shape[-1] / sr:.2f} s long, need at least {min_seconds:.2f} s")
+    wav = wav.astype(np.float32, copy=False)
+    return (torch.from_numpy(wav) if as_tensor else wav), int(sr)
+
+
+def save_audio(path, wav, sr: int, subtype: str | None = None) -> Path:
+    """Write ``wav`` (``[T]`` or ``[C, T]``, ndarray or Tensor, in [-1, 1]) to ``path`` atomically.
+
+    The container follows the extension (.wav / .flac / .ogg); ``subtype`` defaults to 16-bit PCM
+    (Vorbis for .ogg), e.g. ``subtype="FLOAT"`` keeps 32-bit floats in a WAV. Integer subtypes clip
+    to [-1, 1]; normalize first (:func:`normalize_peak`) if the signal may exceed it.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise AudioError(path, f"unsupported extension '{path.suffix}' (use one of {sorted(SAVE_FORMATS)})", "save")
+    fmt, default_subtype = SAVE_FORMATS[ext]
+    subtype = subtype or default_subtype
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    x = np.asarray(wav, dtype=np.float32)
+    if x.ndim not in (1, 2) or x.shape[-1] == 0:
+        raise AudioError(path, f"expected a non-empty [T] or [C, T] waveform, got shape {tuple(x.shape)}", "save")
+    if not np.isfinite(x).all():
+        raise AudioError(path, "waveform contains NaN/Inf", "save")
+    if not subtype.startswith(("FLOAT", "DOUBLE")):
+        x = np.clip(x, -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), format=fmt, subtype=subtype)  # soundfile wants [T, C]
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ---- levels -----------------------------------------------------------------------------------------
+def _peak(x):
+    return x.abs().amax(dim=-1, keepdim=True) if isinstance(x, torch.Tensor) else np.abs(x).max(-1, keepdims=True)
+
+
+def _rms(x):
+    if isinstance(x, torch.Tensor):
+        return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    return np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)).astype(x.dtype)
+
+
+def normalize_peak(wav, peak: float = 0.95):
+    """Scale each row (last axis) so its largest ``|sample|`` equals ``peak``; silent rows stay silent."""
+    p = _peak(wav)
+    gain = peak / (p + (p == 0))  # silent -> gain irrelevant (x == 0)
+    return wav * gain
+
+
+def normalize_loudness(wav, target_db: float = -20.0, max_peak: float | None = 1.0):
+    """Scale each row to an RMS level of ``target_db`` dBFS (RMS loudness, not LUFS; full-scale sine = -3 dB).
+
+    With ``max_peak`` the gain is capped so that no sample exceeds it (quiet-but-peaky signals then land
+    below the target). Silent rows stay silent.
+    """
+    rms = _rms(wav)
+    gain = 10.0 ** (target_db / 20.0) / (rms + (rms == 0))
+    if max_peak is not None:
+        p = _peak(wav)
+        cap = max_peak / (p + (p == 0))
+        gain = torch.minimum(gain, cap) if isinstance(wav, torch.Tensor) else np.minimum(gain, cap)
+    return wav * gain
+
+
+def trim_silence(wav: np.ndarray, sr: int, top_db: float = 40.0, frame: int = 1024, hop: int = 256,
+                 fade_seconds: float = 0.05) -> np.ndarray:
+    """Cut leading/trailing parts quieter than ``top_db`` below the loudest frame (frame RMS), ``[T] -> [T']``.
+
+    Cheap numpy version of ``librosa.effects.trim`` (no numba); a short linear fade-out avoids a click where
+    a reverb tail is cut. All-silent input is returned unchanged.
+    """
+    if len(wav) < frame:
+        return wav
+    frames = np.lib.stride_tricks.sliding_window_view(wav, frame)[::hop]  # (F, frame)
+    power = np.mean(np.square(frames, dtype=np.float64), axis=1)
+    if power.max() <= 0:
+        return wav
+    db = 10 * np.log10(np.maximum(power, 1e-20) / power.max())
+    loud = np.flatnonzero(db > -top_db)
+    start, stop = loud[0] * hop, min(len(wav), loud[-1] * hop + frame)
+    out = wav[start:stop].copy()
+    n = min(len(out), int(fade_seconds * sr))
+    if n > 0:
+        out[-n:] *= np.linspace(1.0, 0.0, n, dtype=out.dtype)
+    return out
+
+
+# ---- streaming --------------------------------------------------------------------------------------
+def iter_chunks(path, seconds: float, overlap: float = 0.0, mono: bool = True) -> Iterator[np.ndarray]:
+    """Stream ``path`` in blocks of ``seconds`` (at the file's own rate) without loading it whole.
+
+    Block ``i`` starts at sample ``i * (n - m)`` with ``n = round(seconds * sr)``, ``m = round(overlap * sr)``;
+    each block is float32 ``[n]`` (``[C, n]`` if not ``mono``), the last one possibly shorter.
+    """
+    path = Path(path)
+    info = _open_info(path)
+    if info.frames == 0:
+        raise AudioError(path, "empty (0 samples)")
+    n, m = int(round(seconds * info.samplerate)), int(round(overlap * info.samplerate))
+    if n <= 0 or not 0 <= m < n:
+        raise ValueError(f"need 0 <= overlap < seconds and at least one sample per block; got seconds={seconds}, "
+                         f"overlap={overlap} at {info.samplerate} Hz")
+    for block in sf.blocks(str(path), blocksize=n, overlap=m, dtype="float32", always_2d=True):  # [n, C]
+        _check_finite(path, block)
+        yield block.mean(axis=1) if mono else np.ascontiguousarray(block.T)
