@@ -2,6 +2,8 @@
 
     arsound train RECIPE [--debug] [--out DIR] [--seed N] [--device D] [--a.b=value ...]
     arsound sample --model NAME_OR_DIR [--n N] [--out FILE] [--seed N] [--device D]
+    arsound sample --model WAVENET [--seconds S] [--speaker ID] [--cond mel.npy] --out out.wav
+    arsound bench wavenet [--quick] [--device cpu]
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
 
 User errors (bad arguments, missing or corrupt files, a diverging run) print one line
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .audio.cli_helpers import add_audio_sample_args, add_bench_parser, cmd_sample_audio, is_audio_model
 from .core.checkpoint import CheckpointError
 from .core.config import apply_overrides
 from .core.train import TrainingError
@@ -67,6 +70,8 @@ def cmd_sample(args, extra: list[str]) -> int:
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     model = load(args.model, device=args.device)
+    if is_audio_model(model):
+        return cmd_sample_audio(model, args)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     x = model.sample(args.n, generator=generator, temperature=args.temperature, progress=True)
     out = Path(args.out)
@@ -102,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--temperature", type=float, default=1.0)
+    add_audio_sample_args(s)
     s.set_defaults(func=cmd_sample)
+    add_bench_parser(sub)
 
     add_data_parser(sub)
     return p

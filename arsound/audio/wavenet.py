@@ -1,0 +1,436 @@
+"""WaveNet: A Generative Model for Raw Audio (van den Oord et al., 2016, arXiv:1609.03499).
+
+Stacks of dilated causal convolutions with gated units, residual and skip connections predict every
+sample from the ones before it::
+
+    x[B, T] -> input embedding / 1x1 -> shift right by one -> L x ResidualLayer -> sum of skips
+            -> ReLU, 1x1, ReLU, 1x1 -> params[B, T, P]
+
+    ResidualLayer:  h --CausalConv1d(k, d)--> z (+ cond) -> tanh(z_a) * sigmoid(z_b) = a
+                    skip = 1x1(a);  h' = (h + 1x1(a)) * sqrt(0.5)     (the last layer has no h')
+
+Output heads (``core.distributions``): ``"mulaw"`` 256-way categorical over mu-law indices (the paper),
+``"mol"`` discretized logistic mixture over ``2^bits`` linear bins (PixelCNN++, Salimans et al. 2017;
+Parallel WaveNet, van den Oord et al. 2018), ``"gaussian"`` / ``"gmm"`` on the float waveform (ClariNet,
+Ping et al. 2019). ``model.encode(wav)`` / ``model.decode(x)`` convert between waveforms in [-1, 1] and
+the model's ``x`` (class indices for the discrete heads, the waveform itself otherwise).
+
+Conditioning (paper, section 2.5): global ``g: LongTensor[B]`` (speaker / instrument id) through an
+embedding, local ``c: Tensor[B, C, F]`` (e.g. 80-band log-mel frames) through a learned upsampling network
+(per scale: repeat every frame ``s`` times, then a learned smoothing convolution; the scales multiply to
+the hop, so sample ``n`` sees frame ``n // hop``). Both are projected by 1x1 convolutions into every gate.
+
+Generation: :meth:`WaveNet.generate` runs the cached O(L)-per-sample generator of ``wavenet_fast.py``
+(Fast WaveNet, Paine et al. 2016, arXiv:1611.09482) through ``with model.streaming():``; ``method="naive"``
+recomputes the whole receptive field for every sample (the reference). Receptive field (in samples of
+context): ``(k - 1) * sum(dilations) + 1``, see :func:`receptive_field`.
+
+Letters: B batch, T samples, F frames, C conditioning channels, R residual, G gate (two halves of
+H = G / 2), S skip, L layers, P distribution parameters, U uniforms per sample.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, GaussianMixture, MuLaw, mu_law_decode,
+                                  mu_law_encode)
+from ..core.layers import CausalConv1d, gated
+from ..core.model import ARModel
+from ..core.sampling import get_uniform
+from ..core.streaming import StreamingModule
+
+SQRT_HALF = math.sqrt(0.5)
+HEADS = ("mulaw", "mol", "gaussian", "gmm")
+
+
+def wavenet_dilations(layers: int, cycles: int) -> list[int]:
+    """``cycles`` repetitions of ``1, 2, 4, ..., 2^(layers / cycles - 1)``."""
+    if layers < 1 or cycles < 1 or layers % cycles:
+        raise ValueError(f"layers ({layers}) must be a positive multiple of cycles ({cycles})")
+    return [2 ** i for i in range(layers // cycles)] * cycles
+
+
+def receptive_field(layers: int, cycles: int, kernel_size: int = 2) -> int:
+    """Samples one output sees: ``(k - 1) * sum(dilations) + 1``; e.g. 30 layers, 3 cycles: 3070 (k=2),
+    6139 (k=3). A WaveNet predicts sample ``t`` from samples ``t - rf .. t - 1``."""
+    if kernel_size < 2:
+        raise ValueError(f"kernel_size must be >= 2, got {kernel_size}")
+    return (kernel_size - 1) * sum(wavenet_dilations(layers, cycles)) + 1
+
+
+@dataclass
+class WaveNetConfig:
+    # output distribution
+    head: str = "mulaw"                       # "mulaw" | "mol" | "gaussian" | "gmm"
+    bits: int = 8                             # "mulaw": 2^bits classes (mu = 2^bits - 1); "mol": 8 or 16
+    num_mixtures: int = 10                    # "mol" / "gmm"
+    log_scale_min: float | None = None        # None: -7 (8-bit mol), -16 (16-bit mol), -9 (gaussian, gmm)
+    # network
+    layers: int = 20
+    cycles: int = 2
+    kernel_size: int = 2
+    residual_channels: int = 64
+    gate_channels: int = 128                  # dilated conv outputs: tanh half + sigmoid half
+    skip_channels: int = 128
+    dropout: float = 0.0
+    weight_norm: bool = False                 # folded into plain weights for cached generation
+    # local conditioning c[B, cond_channels, frames]; 0 = none
+    cond_channels: int = 0
+    hop_length: int = 256                     # samples per conditioning frame
+    upsample_scales: tuple[int, ...] = (4, 4, 4, 4)  # must multiply to hop_length
+    # global conditioning g[B] in [0, num_speakers); 0 = none
+    num_speakers: int = 0
+    speaker_dim: int = 16
+    # data
+    sample_rate: int = 16000
+    length: int = 16000                       # samples drawn by sample() without local conditioning
+
+
+class ResidualLayer(nn.Module):
+    """``h[B, R, T], cond[B, G, T or 1] -> (h'[B, R, T] or None, skip[B, S, T])``."""
+
+    def __init__(self, R: int, G: int, S: int, kernel_size: int, dilation: int, dropout: float,
+                 last: bool) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.conv = CausalConv1d(R, G, kernel_size, dilation)
+        self.skip = nn.Conv1d(G // 2, S, 1)
+        self.res = None if last else nn.Conv1d(G // 2, R, 1)  # the last layer's h' would be unused
+
+    def forward(self, h: Tensor, cond: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+        z = self.conv(F.dropout(h, self.dropout, self.training))  # (B, G, T)
+        if cond is not None:
+            z = z + cond
+        a = gated(z)                                               # (B, H, T)
+        h = None if self.res is None else (h + self.res(a)) * SQRT_HALF
+        return h, self.skip(a)
+
+
+class ConditionUpsampler(nn.Module):
+    """``c[B, C, F] -> Tensor[B, C, F * prod(scales)]``: per scale ``s`` every frame is repeated ``s``
+    times and smoothed by a learned depthwise convolution of width ``2s + 1`` (initialised to a box
+    average), so sample ``n`` is conditioned on frame ``n // hop`` and its neighbours."""
+
+    def __init__(self, channels: int, scales: Sequence[int]) -> None:
+        super().__init__()
+        self.scales = tuple(int(s) for s in scales)
+        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, 2 * s + 1, padding=s, groups=channels, bias=False)
+                                   for s in self.scales)
+        for conv, s in zip(self.convs, self.scales):
+            nn.init.constant_(conv.weight, 1.0 / (2 * s + 1))
+
+    @property
+    def scale(self) -> int:
+        return math.prod(self.scales)
+
+    def forward(self, c: Tensor) -> Tensor:
+        for s, conv in zip(self.scales, self.convs):
+            c = conv(c.repeat_interleave(s, dim=-1))
+        return c
+
+
+class WaveNet(ARModel, StreamingModule):
+    """WaveNet on waveforms ``(B, T)``; see the module docstring.
+
+    forward(x[B, T], c=None, g=None) -> params[B, T, P]; x are class indices (``"mulaw"``, ``"mol"``) or
+    floats in [-1, 1] (``"gaussian"``, ``"gmm"``); use :meth:`encode` / :meth:`decode` for waveforms.
+    Inside ``with model.streaming():`` each call takes the next chunk ``x[B, t]`` and returns the same
+    params as the full forward at those times, from the cached generator (``wavenet_fast.py``; inference
+    only, no gradients). ``c`` (for the whole stream) and ``g`` are read on the first call.
+
+    Letters as in the module docstring; ``presets`` maps a name to config overrides.
+    """
+
+    config_class = WaveNetConfig
+    presets = {
+        "debug": dict(layers=4, cycles=2, residual_channels=8, gate_channels=16, skip_channels=16, length=800),
+        # nv-wavenet "medium": 20 layers, R = 64, S = 128, 256-way mu-law, max dilation 512
+        "medium": dict(head="mulaw", layers=20, cycles=2, kernel_size=2, residual_channels=64,
+                       gate_channels=128, skip_channels=128),
+        # r9y9/wavenet_vocoder mixture of logistics, 16-bit
+        "mol24": dict(head="mol", bits=16, num_mixtures=10, layers=24, cycles=4, kernel_size=3,
+                      residual_channels=128, gate_channels=256, skip_channels=128),
+    }
+
+    def __init__(self, config: WaveNetConfig) -> None:
+        super().__init__(config)
+        cfg = config
+        self.dilations = wavenet_dilations(cfg.layers, cfg.cycles)
+        if cfg.kernel_size < 2:
+            raise ValueError(f"kernel_size must be >= 2, got {cfg.kernel_size}")
+        if cfg.gate_channels % 2:
+            raise ValueError(f"gate_channels must be even (tanh and sigmoid halves), got {cfg.gate_channels}")
+        self.head = self._make_head(cfg)
+        R, G, S, L = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.layers
+        # input: an embedding of the class index (mu-law) or a 1x1 conv of the sample value in [-1, 1]
+        if cfg.head == "mulaw":
+            self.embed = nn.Embedding(2 ** cfg.bits, R)
+        else:
+            self.input_conv = nn.Conv1d(1, R, 1)
+        self.layers = nn.ModuleList(ResidualLayer(R, G, S, cfg.kernel_size, d, cfg.dropout, last=i == L - 1)
+                                    for i, d in enumerate(self.dilations))
+        self.out1 = nn.Conv1d(S, S, 1)
+        self.out2 = nn.Conv1d(S, self.head.num_params, 1)
+        # conditioning: one 1x1 projection into all L gates at once, (B, C, T) -> (B, L * G, T)
+        self.upsample = self.cond_proj = None
+        if cfg.cond_channels > 0:
+            self.upsample = ConditionUpsampler(cfg.cond_channels, cfg.upsample_scales)
+            if self.upsample.scale != cfg.hop_length:
+                raise ValueError(f"upsample_scales {tuple(cfg.upsample_scales)} multiply to {self.upsample.scale}, "
+                                 f"but hop_length is {cfg.hop_length}; choose scales whose product is the hop")
+            self.cond_proj = nn.Conv1d(cfg.cond_channels, L * G, 1, bias=False)
+        self.speaker_embed = self.speaker_proj = None
+        if cfg.num_speakers > 0:
+            self.speaker_embed = nn.Embedding(cfg.num_speakers, cfg.speaker_dim)
+            self.speaker_proj = nn.Linear(cfg.speaker_dim, L * G, bias=False)
+        if cfg.weight_norm:
+            wn = nn.utils.parametrizations.weight_norm
+            for m in self.modules():
+                if isinstance(m, CausalConv1d) or (isinstance(m, nn.Conv1d) and m.groups == 1):
+                    wn(m)
+
+    @staticmethod
+    def _make_head(cfg: WaveNetConfig):
+        if cfg.head not in HEADS:
+            raise ValueError(f"unknown head '{cfg.head}'; choose from {HEADS}")
+        if cfg.head == "mulaw":
+            return MuLaw(2 ** cfg.bits - 1)
+        if cfg.head == "mol":
+            if cfg.bits not in (8, 16):
+                raise ValueError(f"'mol' head needs bits 8 or 16, got {cfg.bits}")
+            lsm = cfg.log_scale_min if cfg.log_scale_min is not None else (-7.0 if cfg.bits == 8 else -16.0)
+            return DiscretizedLogisticMixture(2 ** cfg.bits, cfg.num_mixtures, lsm)
+        lsm = cfg.log_scale_min if cfg.log_scale_min is not None else -9.0
+        return Gaussian(lsm) if cfg.head == "gaussian" else GaussianMixture(cfg.num_mixtures, lsm)
+
+    # ---- shapes and conversions -------------------------------------------------------------------
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.config.length,)
+
+    @property
+    def receptive_field(self) -> int:
+        """Params at ``t`` depend on ``x[t - receptive_field : t]`` (and on the conditioning)."""
+        return (self.config.kernel_size - 1) * sum(self.dilations) + 1
+
+    def encode(self, wav: Tensor) -> Tensor:
+        """Waveform in [-1, 1] ``(B, T)`` -> the model's ``x``: mu-law indices (``"mulaw"``), linear bins
+        ``round((wav + 1) / 2 * (K - 1))`` (``"mol"``) or the waveform itself. Out of range: ValueError."""
+        if wav.is_floating_point() and wav.numel() and (wav.abs().max() > 1):
+            raise ValueError(f"waveform must lie in [-1, 1], got max |x| = {wav.abs().max().item():.4f}; "
+                             "normalize it first (arsound.audio.io.normalize_peak)")
+        if self.config.head == "mulaw":
+            return mu_law_encode(wav, 2 ** self.config.bits - 1)
+        if self.config.head == "mol":
+            K = 2 ** self.config.bits
+            return torch.floor((wav.double() + 1) * ((K - 1) / 2) + 0.5).long().clamp_(0, K - 1)
+        return wav.float()
+
+    def decode(self, x: Tensor) -> Tensor:
+        """The model's ``x`` -> waveform in [-1, 1] (float32)."""
+        if self.config.head == "mulaw":
+            return mu_law_decode(x, 2 ** self.config.bits - 1).float()
+        if self.config.head == "mol":
+            return (x.double() * (2.0 / (2 ** self.config.bits - 1)) - 1).float()
+        return x.float().clamp(-1, 1)
+
+    def silence(self) -> Tensor:
+        """``x`` of the value 0.0 (padding of generated items past their length)."""
+        return self.encode(torch.zeros(1))[0]
+
+    def input_value(self, x: Tensor) -> Tensor:
+        """``x`` -> the scalar fed to the input 1x1 conv (heads other than ``"mulaw"``): float in [-1, 1]."""
+        if self.config.head == "mol":
+            return x.float() * (2.0 / (2 ** self.config.bits - 1)) - 1
+        return x.float()
+
+    # ---- conditioning -----------------------------------------------------------------------------
+    def upsample_cond(self, c: Tensor, T: int) -> Tensor:
+        """``c[B, C, F] -> Tensor[B, C, T]`` (needs ``F * hop >= T``; extra samples are cut)."""
+        cfg = self.config
+        if c.ndim != 3 or c.shape[1] != cfg.cond_channels:
+            raise ValueError(f"local conditioning must be c[B, {cfg.cond_channels}, frames], got {tuple(c.shape)}")
+        if c.shape[-1] * cfg.hop_length < T:
+            raise ValueError(f"{c.shape[-1]} conditioning frames x hop {cfg.hop_length} = "
+                             f"{c.shape[-1] * cfg.hop_length} samples, fewer than the {T} asked for")
+        return self.upsample(c.float())[..., :T]
+
+    def global_cond(self, g: Tensor) -> Tensor:
+        """``g: LongTensor[B] -> Tensor[B, L * G]``, the speaker term of every gate."""
+        n = self.config.num_speakers
+        if g.ndim != 1 or g.is_floating_point():
+            raise ValueError(f"global conditioning must be g: LongTensor[B], got {g.dtype} {tuple(g.shape)}")
+        if g.numel() and (g.min() < 0 or g.max() >= n):
+            raise ValueError(f"speaker ids must lie in [0, {n}), got {g.min().item()}..{g.max().item()}")
+        return self.speaker_proj(self.speaker_embed(g))
+
+    def check_cond(self, c: Tensor | None, g: Tensor | None) -> None:
+        cfg = self.config
+        if (c is None) != (self.cond_proj is None):
+            raise ValueError(f"this WaveNet {'needs' if c is None else 'takes no'} local conditioning "
+                             f"(cond_channels={cfg.cond_channels}): c[B, C, frames], CLI --cond FILE.npy")
+        if (g is None) != (self.speaker_embed is None):
+            raise ValueError(f"this WaveNet {'needs' if g is None else 'takes no'} global conditioning "
+                             f"(num_speakers={cfg.num_speakers}): g = LongTensor[B] of ids, CLI --speaker ID")
+
+    def project_cond(self, c_up: Tensor | None, g: Tensor | None) -> Tensor | None:
+        """Gate conditioning for all layers: ``Tensor[B, L * G, T]`` (local, plus global) or
+        ``[B, L * G, 1]`` (global only) or None. ``c_up`` is :meth:`upsample_cond`'s output."""
+        out = None if c_up is None else self.cond_proj(c_up)
+        if g is not None:
+            gc = self.global_cond(g).unsqueeze(-1)
+            out = gc if out is None else out + gc
+        return out
+
+    # ---- network ----------------------------------------------------------------------------------
+    def network(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        """``x[B, T]``, projected conditioning ``[B, L * G, T or 1]`` -> params ``[B, T, P]``."""
+        if self.config.head == "mulaw":
+            h = self.embed(x).transpose(1, 2)                       # (B, R, T)
+        else:
+            h = self.input_conv(self.input_value(x).unsqueeze(1))   # (B, R, T)
+        h = F.pad(h, (1, -1))                                       # shift: t sees x[< t]
+        G = self.config.gate_channels
+        skips = 0
+        for i, layer in enumerate(self.layers):
+            h, s = layer(h, None if cond is None else cond[:, i * G:(i + 1) * G])
+            skips = skips + s
+        skips = skips * math.sqrt(1.0 / len(self.layers))
+        params = self.out2(F.relu(self.out1(F.relu(skips))))     # (B, P, T)
+        return params.transpose(1, 2)
+
+    def forward(self, x: Tensor, c: Tensor | None = None, g: Tensor | None = None) -> Tensor:
+        """Teacher-forced params ``[B, T, P]``; inside ``streaming()`` the next chunk's (see class doc)."""
+        if self.is_streaming:
+            return self._stream_forward(x, c, g)
+        self.check_cond(c, g)
+        c_up = None if c is None else self.upsample_cond(c, x.shape[1])
+        return self.network(x, self.project_cond(c_up, g))
+
+    def _stream_forward(self, x: Tensor, c: Tensor | None, g: Tensor | None) -> Tensor:
+        from .wavenet_fast import CachedWaveNet, step_threads
+
+        with torch.inference_mode(), step_threads(x.device, x.shape[0]):
+            eng = self.state.get("engine")
+            if eng is None:  # first chunk: conditioning for the whole stream, computed once
+                self.check_cond(c, g)
+                c_up = None if c is None else self.upsample_cond(c, c.shape[-1] * self.config.hop_length)
+                eng = self.state["engine"] = CachedWaveNet(self, x.shape[0], c_up, g)
+                self.state["prev"] = None
+            out = []
+            for t in range(x.shape[1]):
+                out.append(eng.step(self.state["prev"]).clone())
+                self.state["prev"] = x[:, t]
+            out = torch.stack(out, 1)                               # (B, t, P)
+        return out.clone()  # a normal tensor again (inference tensors refuse in-place use outside)
+
+    # ---- generation -------------------------------------------------------------------------------
+    def _lengths(self, n, c: Tensor | None, g: Tensor | None, length: int | None) -> Tensor:
+        if n is not None and not isinstance(n, int):
+            lengths = torch.as_tensor(list(n) if not isinstance(n, Tensor) else n, dtype=torch.long).flatten().cpu()
+        else:
+            B = n if n is not None else (c.shape[0] if c is not None else g.shape[0] if g is not None else 1)
+            T = length if length is not None else (
+                c.shape[-1] * self.config.hop_length if c is not None else self.config.length)
+            lengths = torch.full((B,), int(T), dtype=torch.long)
+        if lengths.numel() == 0 or lengths.min() < 1:
+            raise ValueError(f"need at least one stream and lengths >= 1, got {lengths.tolist()}")
+        for name, v in (("c", c), ("g", g)):
+            if v is not None and v.shape[0] != lengths.numel():
+                raise ValueError(f"{name} has batch {v.shape[0]} but {lengths.numel()} streams were asked for")
+        return lengths
+
+    def _draw(self, params: Tensor, u: Tensor | None, greedy: bool, temperature: float) -> Tensor:
+        """One sample per row of ``params[n, P]`` (the mode if greedy); continuous heads clip to [-1, 1]."""
+        v = self.head.mode(params) if greedy else self.head.sample(params, u, temperature=temperature)
+        return v if self.head.discrete else v.clamp(-1, 1)
+
+    @torch.no_grad()
+    def generate(self, n: int | Sequence[int] | Tensor | None = None, c: Tensor | None = None,
+                 g: Tensor | None = None, *, length: int | None = None, temperature: float = 1.0,
+                 greedy: bool = False, generator: torch.Generator | None = None, uniforms: Tensor | None = None,
+                 prompt: Tensor | None = None, method: str = "auto", progress: bool = False) -> Tensor:
+        """Generate ``x[B, T_max]`` (use :meth:`decode` for waveforms).
+
+        n: number of streams (each ``length`` long, else ``c``'s frames x hop, else ``config.length``),
+            or per-stream lengths ``[l_1, ..., l_B]``; items past their length hold :meth:`silence`.
+        c: ``Tensor[B, C, F]`` local conditioning; g: ``LongTensor[B]`` speaker ids.
+        temperature, greedy: as the head's ``sample`` / ``mode``.
+        generator / uniforms: randomness; pre-drawn ``uniforms[B, T_max, U]`` make two runs (or the naive
+            and cached paths) draw identical samples.
+        prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
+        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers) or ``"naive"``
+            (recomputes the receptive field for every sample; the reference).
+        """
+        if method not in ("auto", "cached", "naive"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached or naive")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature} (use greedy=True for the mode)")
+        self.check_cond(c, g)
+        lengths = self._lengths(n, c, g, length)
+        B, T = lengths.numel(), int(lengths.max())
+        dev = self.device
+        U = self.head.num_uniforms
+        if not greedy:
+            uniforms = get_uniform(uniforms, (B, T, U), generator=generator, device=dev).to(dev)
+        known = None
+        if prompt is not None:
+            prompt = prompt.to(dev)
+            prompt = prompt.unsqueeze(0) if prompt.ndim == 1 else prompt
+            if prompt.shape[-1] > T:
+                raise ValueError(f"prompt is {prompt.shape[-1]} samples long, longer than the {T} to generate")
+            prompt = prompt.expand(B, -1)
+            known = prompt >= 0 if self.head.discrete else ~torch.isnan(prompt)
+        c_up = None if c is None else self.upsample_cond(c.to(dev), T)
+        g = None if g is None else g.to(dev)
+        was_training = self.training
+        self.eval()
+        run = self._generate_naive if method == "naive" else self._generate_cached
+        x = run(lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
+        self.train(was_training)
+        return x
+
+    def _generate_naive(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
+        B, T = lengths.numel(), int(lengths.max())
+        dtype = torch.long if self.head.discrete else torch.float32
+        x = torch.zeros(B, T, dtype=dtype, device=self.device)
+        cond = self.project_cond(c_up, g)                          # (B, L * G, T or 1): pointwise, once
+        rf = self.receptive_field
+        for t in tqdm(range(T), desc="sampling (naive)", unit="sample", disable=not progress, leave=False):
+            t0 = max(0, t - rf)                                    # x[t - rf : t] and a start slot
+            ct = None if cond is None else (cond[..., t0:t + 1] if cond.shape[-1] > 1 else cond)
+            params = self.network(x[:, t0:t + 1], ct)[:, -1]       # (B, P)
+            v = self._draw(params, None if uniforms is None else uniforms[:, t], greedy, temperature)
+            if known is not None and t < known.shape[1]:
+                v = torch.where(known[:, t], prompt[:, t].to(dtype), v.to(dtype))
+            x[:, t] = v
+        pad = torch.arange(T, device=self.device)[None, :] >= lengths.to(self.device)[:, None]
+        return x.masked_fill_(pad, self.silence().item())
+
+    def _generate_cached(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
+        from .wavenet_fast import run_cached
+
+        with self.streaming():
+            return run_cached(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
+
+    @torch.no_grad()
+    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
+               progress: bool = False, **cond) -> Tensor:
+        """ARModel's ``sample`` on the fast path: ``x[n, T]`` (:meth:`generate` with ``c``, ``g``,
+        ``length`` or ``method`` passed through ``cond``)."""
+        opts = {k: cond.pop(k) for k in ("length", "method") if k in cond}
+        return self.generate(n, cond.pop("c", None), cond.pop("g", None), prompt=prompt, generator=generator,
+                             temperature=temperature, greedy=greedy, uniforms=uniforms, progress=progress,
+                             **opts, **cond)
+
+
+__all__ = ["WaveNet", "WaveNetConfig", "ResidualLayer", "ConditionUpsampler", "receptive_field",
+           "wavenet_dilations"]

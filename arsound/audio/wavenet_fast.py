@@ -1,0 +1,277 @@
+"""Cached WaveNet generation: O(L) work per sample with per-layer ring buffers (Fast WaveNet,
+Paine et al., 2016, arXiv:1611.09482), with the whole step fused into a few preallocated matmuls.
+
+One step feeds the previous sample and returns the parameters of the next one. Everything a step
+needs is prepared once per stream:
+
+- fused weights: the ``k`` taps of every dilated conv as one ``[k R, G]`` matrix; the residual 1x1
+  with its bias and scale as one ``[H + 1, R]`` matrix (a constant-1 column in the gate buffer carries
+  the bias); all ``L`` skip 1x1 convs (and the ``sqrt(1/L)`` skip scale) as one ``[L * (H + 1), S]``
+  matrix, applied once per step to the gate outputs of every layer; weight norm folded (read once).
+- conditioning: the projections into every gate (local + global + conv bias) for a block of steps
+  at a time, in one matmul, laid out ``(t, L, B, G)``; a step copies its ``[L, B, G]`` slice into the
+  gate pre-activations with one op.
+- buffers: layer ``l`` (dilation ``d``) keeps its inputs in ``d`` small rings, one per ``t % d``, of
+  ``2k - 1`` rows ``[B, R]``: time ``t`` sits at row ``q = -(t // d) % k`` of ring ``t % d``, so the ``k``
+  taps ``u(t), u(t - d), ..., u(t - (k-1) d)`` are the ``k`` consecutive rows ``q .. q + k - 1``, one
+  ``[B, k R]`` view, and rows ``k .. 2k - 2`` mirror rows ``0 .. k - 2`` so a window never wraps. The
+  layer below writes ``u(t)`` in place (plus its mirror, on ``k - 1`` of every ``k`` steps): no
+  buffer shifting, no concatenation, no allocation per step; all views are made once.
+
+A step is then, per layer: one ``addmm_`` (the dilated conv onto the conditioning), ``tanh_``, ``glu``
+(into the gate buffer), ``copy_`` + ``addmm_`` (residual, into the next layer's ring) and sometimes the
+mirror ``copy_``; per step: input embedding, conditioning copy, and 8 small ops for the skip / output
+network. On CPU eager PyTorch spends a few microseconds per op, which bounds batch-1 speed; larger
+batches come almost free.
+
+Batches of different lengths run sorted by length (longest first): when streams finish, the batch
+shrinks to its first ``n`` rows (views of the same buffers), so finished streams cost nothing.
+
+Not here: CUDA graphs / ``torch.compile`` of the step (the slot indices change every step; untested
+without a GPU). On CUDA the same eager loop runs, launch-bound at batch 1.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+SQRT_HALF = math.sqrt(0.5)
+COND_BLOCK_BYTES = 8 * 2 ** 20  # memory for one block of precomputed gate conditioning
+
+SINGLE_THREAD_MAX_BATCH = 64     # CPU: below this the step's matmuls are too small to share between threads
+
+_glu = torch._C._nn.glu  # F.glu without an ``out=``; this one writes into a view of the gate buffer
+
+
+def _w(conv) -> Tensor:
+    """A conv's weight with weight norm (if any) folded, detached: ``[out, in, k]``."""
+    return conv.weight.detach()
+
+
+class CachedWaveNet:
+    """Per-stream state of a :class:`~arsound.audio.wavenet.WaveNet` for cached generation.
+
+    model: the WaveNet (eval mode); batch: streams B; c_up: ``Tensor[B, C, T]`` upsampled local
+    conditioning or None; g: ``LongTensor[B]`` or None. Lives in ``model.state`` while streaming.
+
+    The rings hold rescaled residual streams ``u_l = h_l / sqrt(0.5)^l``: then ``h_{l+1} = sqrt(0.5)
+    (h_l + r_l)`` becomes ``u_{l+1} = u_l + r_l / sqrt(0.5)^l``, a plain in-place ``addmm_``, and the
+    scales live in the (once-computed) tap and residual weights.
+    """
+
+    @torch.inference_mode()
+    def __init__(self, model, batch: int, c_up: Tensor | None = None, g: Tensor | None = None) -> None:
+        cfg = model.config
+        self.model = model
+        dev = model.device
+        dt = torch.float32
+        L, R, G, k = cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.kernel_size
+        H, S = G // 2, cfg.skip_channels
+        self.L, self.H, self.G, self.k = L, H, G, k
+        self.dilations = list(model.dilations)
+        self.t, self.n = 0, batch
+        # ---- input: embedding table, or the affine map of the scalar input --------------------------
+        self.mulaw = cfg.head == "mulaw"
+        if self.mulaw:
+            self.table = model.embed.weight.detach()                        # (K, R)
+        else:
+            self.in_w = _w(model.input_conv)[:, 0, 0][None, :].contiguous()  # (1, R)
+            self.in_b = model.input_conv.bias.detach()                      # (R,)
+        # ---- per-layer fused weights ------------------------------------------------------------------
+        self.wconv, self.wres = [], []
+        wskip, bskip = [], 0
+        for i, layer in enumerate(model.layers):
+            W = _w(layer.conv) * SQRT_HALF ** i                             # (G, R, k), acts on u_i
+            # the window holds [u(t), u(t - d), ..., u(t - (k-1) d)]; conv tap k-1-m multiplies u(t - m d)
+            self.wconv.append(torch.cat([W[:, :, k - 1 - m].t() for m in range(k)], 0).contiguous())  # (kR, G)
+            if layer.res is not None:
+                wr = torch.cat([_w(layer.res)[:, :, 0].t(), layer.res.bias.detach()[None]], 0)  # (H + 1, R)
+                self.wres.append((wr / SQRT_HALF ** i).contiguous())
+            ws = _w(layer.skip)[:, :, 0].t()                                # (H, S)
+            wskip.append(torch.cat([ws, ws.new_zeros(1, S)], 0))
+            bskip = bskip + layer.skip.bias.detach()
+        scale = math.sqrt(1.0 / L)
+        self.wskip = (torch.cat(wskip, 0) * scale).contiguous()              # (L * (H + 1), S)
+        self.bskip = bskip * scale                                          # (S,)
+        self.w1, self.b1 = _w(model.out1)[:, :, 0].t().contiguous(), model.out1.bias.detach()
+        self.w2, self.b2 = _w(model.out2)[:, :, 0].t().contiguous(), model.out2.bias.detach()
+        # ---- gate conditioning: conv bias (+ speaker) per layer, local projection by blocks -------------
+        bias = torch.stack([layer.conv.bias.detach() for layer in model.layers])  # (L, G)
+        if g is not None:
+            base = bias[:, None, :] + model.global_cond(g).view(batch, L, G).transpose(0, 1)  # (L, B, G)
+        else:
+            base = bias[:, None, :]                                                # (L, 1, G)
+        self.base = base.contiguous()
+        self.c_up = c_up
+        if c_up is not None:
+            self.wc = _w(model.cond_proj)[:, :, 0]                         # (L * G, C)
+            self.block = max(1, min(c_up.shape[-1], COND_BLOCK_BYTES // (4 * L * batch * G)))
+            self.cbuf = torch.empty(self.block, L, batch, G, device=dev, dtype=dt)
+            self.block_start, self.block_end = 0, 0
+        # ---- buffers ----------------------------------------------------------------------------------
+        # layer input rings: sub-ring r = t % d holds times r, r + d, ... at rows q = -(t // d) % k, so the k
+        # taps of time t are k consecutive rows; rows k .. 2k-2 mirror rows 0 .. k-2 so they never wrap
+        self.rings = [torch.zeros(d, batch, 2 * k - 1, R, device=dev, dtype=dt) for d in self.dilations]
+        self.zbuf = torch.empty(L, batch, G, device=dev, dtype=dt)       # gate pre-activations
+        self.gbuf = torch.ones(batch, L * (H + 1), device=dev, dtype=dt)  # gate outputs + a 1 per layer
+        self.sk1 = torch.empty(batch, S, device=dev, dtype=dt)
+        self.sk2 = torch.empty(batch, S, device=dev, dtype=dt)
+        self.params = torch.empty(batch, model.head.num_params, device=dev, dtype=dt)
+        self.xin = torch.empty(batch, 1, device=dev, dtype=dt)
+        self._bind(batch)
+
+    def _bind(self, n: int) -> None:
+        """(Re)build the per-step views on the first ``n`` streams."""
+        L, H = self.L, self.H
+        self.n = n
+        k = self.k
+        # views[l][r * k + q] = (window [n, kR], row q [n, R], its mirror row or None) of sub-ring r
+        views = []
+        for ring, d in zip(self.rings, self.dilations):
+            r_n = ring[:, :n]                                           # (d, n, 2k - 1, R)
+            wins = [r_n[:, :, q:q + k].flatten(2).unbind(0) for q in range(k)]
+            rows = [r_n[:, :, q].unbind(0) for q in range(k)]
+            mirs = [r_n[:, :, q + k].unbind(0) if q < k - 1 else [None] * d for q in range(k)]
+            views.append([(wins[q][r], rows[q][r], mirs[q][r]) for r in range(d) for q in range(k)])
+        self.views0 = views[0]
+        self.z_n = self.zbuf[:, :n]
+        # per layer: z, the tanh half of z, gate output view, gate input view (with the 1), window weight,
+        # residual weight, the next layer's views and dilation
+        self.plan = []
+        for i in range(L):
+            z = self.zbuf[i, :n]
+            nxt = (self.wres[i], views[i + 1], self.dilations[i + 1]) if i < L - 1 else (None, None, 1)
+            self.plan.append((z, z[:, :H], self.gbuf[:n, i * (H + 1):i * (H + 1) + H],
+                              self.gbuf[:n, i * (H + 1):(i + 1) * (H + 1)], self.wconv[i], *nxt))
+        self.g_n, self.sk1_n, self.sk2_n = self.gbuf[:n], self.sk1[:n], self.sk2[:n]
+        self.params_n, self.xin_n = self.params[:n], self.xin[:n]
+        self.base_n = self.base if self.base.shape[1] == 1 else self.base[:, :n]
+        if self.c_up is not None:
+            self.cblock = self.cbuf[:, :, :n]
+
+    def shrink(self, n: int) -> None:
+        """Keep only the first ``n`` streams (the others have finished)."""
+        if not 1 <= n <= self.n:
+            raise ValueError(f"can shrink {self.n} streams to 1..{self.n}, not {n}")
+        if n < self.n:
+            self._bind(n)
+
+    def _cond(self, t: int) -> Tensor:
+        """Gate conditioning of every layer at time ``t``: ``[L, n, G]`` (or ``[L, 1, G]``)."""
+        if self.c_up is None:
+            return self.base_n
+        if not self.block_start <= t < self.block_end:  # project the next block of steps at once
+            T = self.c_up.shape[-1]
+            if t >= T:
+                raise ValueError(f"local conditioning covers {T} samples; cannot generate sample {t + 1}")
+            n, L, G = self.n, self.L, self.G
+            t1 = min(t + self.block, T)
+            p = torch.matmul(self.wc, self.c_up[:n, :, t:t1])          # (n, L * G, tb)
+            p = p.view(n, L, G, t1 - t).permute(3, 1, 0, 2)            # (tb, L, n, G)
+            torch.add(p, self.base_n, out=self.cblock[:t1 - t])
+            self.block_start, self.block_end = t, t1
+        return self.cblock[t - self.block_start]
+
+    def step(self, x_prev: Tensor | None) -> Tensor:
+        """Feed ``x[t - 1]`` (``[n]``; None at ``t = 0``) and return params ``[n, P]`` for ``x[t]``.
+
+        The result is a view of a buffer that the next step overwrites: copy it to keep it. Inference
+        only: call under ``torch.inference_mode()``, as the buffers are inference tensors.
+        """
+        t, k, d = self.t, self.k, self.dilations[0]
+        win, cur, mir = self.views0[(t % d) * k + (-(t // d)) % k]      # u_0(t); zeros at t = 0
+        if t > 0:
+            if self.mulaw:
+                torch.index_select(self.table, 0, x_prev, out=cur)
+            else:
+                self.xin_n.copy_(self.model.input_value(x_prev).view(-1, 1))
+                torch.addmm(self.in_b, self.xin_n, self.in_w, out=cur)
+            if mir is not None:
+                mir.copy_(cur)
+        self.z_n.copy_(self._cond(t))                                   # all layers' conditioning
+        for z, za, gout, gin, wconv, wr, views, d in self.plan:
+            z.addmm_(win, wconv)                                        # dilated conv: k taps, one matmul
+            za.tanh_()
+            _glu(z, -1, out=gout)                                       # tanh(a) * sigmoid(b)
+            if wr is not None:                                          # next layer: u' = u + [a, 1] @ wr
+                win, nxt, mir = views[(t % d) * k + (-(t // d)) % k]
+                nxt.copy_(cur).addmm_(gin, wr)
+                if mir is not None:
+                    mir.copy_(nxt)
+                cur = nxt
+        self.sk1_n.copy_(self.bskip).addmm_(self.g_n, self.wskip).relu_()
+        self.sk2_n.copy_(self.b1).addmm_(self.sk1_n, self.w1).relu_()
+        self.params_n.copy_(self.b2).addmm_(self.sk2_n, self.w2)
+        self.t = t + 1
+        return self.params_n
+
+
+@contextmanager
+def step_threads(device: torch.device, batch: int):
+    """Run the step loop with one intra-op thread on CPU for small batches.
+
+    A step is ~120 tiny ops; MKL splits even an ``[8, 64] @ [64, 128]`` matmul across threads, and the
+    thread hand-offs cost far more than the work (10x slower with 2 threads on a busy 2-core machine).
+    """
+    before = torch.get_num_threads()
+    single = device.type == "cpu" and batch <= SINGLE_THREAD_MAX_BATCH and before > 1
+    if single:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if single:
+            torch.set_num_threads(before)
+
+
+def run_cached(model, lengths: Tensor, c_up, g, uniforms, greedy: bool, temperature: float, prompt, known,
+               progress: bool) -> Tensor:
+    """The cached generation loop behind ``WaveNet.generate`` (inside ``model.streaming()``): ``x[B, T]``."""
+    # inference_mode: cheaper per op than no_grad; the result is cloned back to a normal tensor outside
+    with torch.inference_mode(), step_threads(model.device, lengths.numel()):
+        x = _run_cached(model, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
+    return x.clone()
+
+
+def _run_cached(model, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
+    dev = model.device
+    B, T = lengths.numel(), int(lengths.max())
+    order = torch.argsort(lengths, descending=True, stable=True)           # longest first
+    sorted_len = lengths[order].tolist()
+    active = {0: B}                                                        # t -> streams still running
+    for j in range(B - 1, 0, -1):
+        if sorted_len[j] < sorted_len[j - 1]:
+            active[sorted_len[j]] = j
+    od = order.to(dev)
+    eng = CachedWaveNet(model, B, None if c_up is None else c_up[od], None if g is None else g[od])
+    model.state["engine"] = eng
+    u_t = None if uniforms is None else uniforms[od].transpose(0, 1).contiguous()  # (T, B, U)
+    if prompt is not None:
+        prompt_t = prompt[od].transpose(0, 1).contiguous()                 # (T_p, B)
+        known_t = known[od].transpose(0, 1).contiguous()
+    dtype = torch.long if model.head.discrete else torch.float32
+    draw = model._draw
+    u_rows = None if u_t is None else u_t.unbind(0)                      # (B, U) per step
+    xs, x, n = [], None, B
+    for t in tqdm(range(T), desc="sampling", unit="sample", disable=not progress, leave=False):
+        if t in active and active[t] != n:
+            n = active[t]
+            eng.shrink(n)
+            x = x[:n]
+        params = eng.step(x)
+        x = draw(params, None if u_rows is None else (u_rows[t] if n == B else u_rows[t][:n]), greedy,
+                 temperature)
+        if prompt is not None and t < prompt_t.shape[0]:
+            x = torch.where(known_t[t, :n], prompt_t[t, :n].to(dtype), x.to(dtype))
+        xs.append(x)
+    out = torch.full((T, B), model.silence().item(), dtype=dtype, device=dev)
+    bounds = sorted(active) + [T]
+    for t0, t1 in zip(bounds[:-1], bounds[1:]):                            # rows of equal width at once
+        out[t0:t1, :active[t0]] = torch.stack(xs[t0:t1]).to(dtype)
+    result = torch.empty_like(out.t())
+    result[od] = out.t()
+    return result

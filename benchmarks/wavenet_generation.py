@@ -1,0 +1,179 @@
+"""WaveNet generation speed: naive (recompute the receptive field per sample) vs cached (ring buffers).
+
+    python benchmarks/wavenet_generation.py [--device cpu|cuda] [--quick] [--threads N]
+                                            [--presets medium,mol24] [--markdown FILE]
+    arsound bench wavenet [same options]
+
+Presets (random weights; speed does not depend on training):
+  medium: 20 layers, 2 cycles of dilations 1..512, k = 2, R 64, gate 128, skip 128, 256-way mu-law
+          (nv-wavenet "medium").
+  mol24:  24 layers, 4 cycles, k = 3, R 128, gate 256, skip 128, 10 logistics, 16-bit (r9y9 MoL).
+
+Measured, all while sampling at temperature 1:
+  - per batch size (1, 8, 32 on CPU; 1, 8, 32, 256 on CUDA): naive and cached samples/s per stream
+    and in aggregate, and their ratio. "naive" is one full forward over ``rf + 1`` samples per generated
+    sample at steady state (the window is full, as it is after the first ``rf`` samples), timed with 1
+    thread and with ``--threads`` and the faster kept. The cached loop runs single-threaded on CPU up
+    to batch 64 (``wavenet_fast.SINGLE_THREAD_MAX_BATCH``), whatever ``--threads`` says.
+  - cached time per sample at batch 1 vs generated length (1k, 4k, 16k): it must stay flat.
+Timings are the best of ``--repeats`` runs after a warm-up; the header names device, CPU, threads and
+the load average, since other processes on the machine change the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import torch
+
+from arsound.audio.wavenet import WaveNet, WaveNetConfig
+
+PRESETS = ("medium", "mol24")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build(preset: str, device: torch.device) -> WaveNet:
+    torch.manual_seed(0)
+    return WaveNet(WaveNetConfig(**WaveNet.presets[preset])).to(device).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_of(fn, repeats: int, device: torch.device) -> float:
+    """Best wall time of ``repeats`` calls of ``fn`` (seconds)."""
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@torch.no_grad()
+def naive_seconds_per_step(model: WaveNet, batch: int, steps: int, repeats: int) -> tuple[float, int]:
+    """Seconds per generated sample (for the whole batch) of the naive path at a full window, and the
+    intra-op thread count that gave it: the best over 1 thread and torch's setting (big convolutions
+    gain from threads on a quiet machine, lose on a busy one)."""
+    dev, rf = model.device, model.receptive_field
+    gen = torch.Generator(device=dev).manual_seed(0)
+    x = model.encode(torch.rand(batch, rf + 1, generator=gen, device=dev) * 1.6 - 0.8)
+    u = torch.rand(batch, model.head.num_uniforms, generator=gen, device=dev)
+
+    def run():
+        for _ in range(steps):  # exactly the work of one step of WaveNet._generate_naive
+            params = model.network(x, None)[:, -1]
+            model._draw(params, u, False, 1.0)
+
+    threads = torch.get_num_threads()
+    best = (float("inf"), threads)
+    for n in sorted({1, threads}) if dev.type == "cpu" else [threads]:
+        torch.set_num_threads(n)
+        run()  # warm-up
+        best = min(best, (best_of(run, repeats, dev) / steps, n))
+    torch.set_num_threads(threads)
+    return best
+
+
+@torch.no_grad()
+def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int) -> float:
+    """Seconds to generate ``batch`` streams of ``length`` samples on the cached path."""
+    dev = model.device
+    gen = torch.Generator(device=dev).manual_seed(0)
+    model.generate(batch, length=min(length, 64), generator=gen)  # warm-up
+    return best_of(lambda: model.generate(batch, length=length, generator=gen), repeats, dev)
+
+
+def header(device: torch.device) -> str:
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_name()}"
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return (f"device {device} ({dev}), {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"torch threads {torch.get_num_threads()}, load average {load}")
+
+
+def run(args) -> list[str]:
+    device = torch.device(args.device)
+    batches = [1, 8, 32] + ([256] if device.type == "cuda" else [])
+    lengths = [1000, 4000] if args.quick else [1000, 4000, 16000]
+    gen_len = 1000 if args.quick else 4000
+    lines = [f"# WaveNet generation ({'quick' if args.quick else 'full'} run)", "", header(device), ""]
+    lines += ["| preset | rf | batch | naive per stream, samples/s (threads) | cached per stream (samples/s) | "
+              "cached aggregate (samples/s) | cached / naive |", "|---|---:|---:|---:|---:|---:|---:|"]
+    sweeps = []
+    for preset in args.presets.split(","):
+        model = build(preset, device)
+        rf = model.receptive_field
+        for B in batches:
+            steps = 1 if B >= 32 and device.type == "cpu" else 3
+            naive, naive_threads = naive_seconds_per_step(model, B, steps, min(args.repeats, 2))
+            n = max(200, gen_len // (4 if B >= 32 else 1))
+            cached = cached_seconds(model, B, n, args.repeats) / n
+            lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / cached:,.0f} | "
+                         f"{B / cached:,.0f} | {naive / cached:,.0f}x |")
+            print(lines[-1], flush=True)
+        best = {T: float("inf") for T in lengths}
+        for _ in range(args.repeats):  # lengths interleaved, so a busy moment does not hit one length only
+            for T in lengths:
+                best[T] = min(best[T], cached_seconds(model, 1, T, 1))
+        for T, s in best.items():
+            sweeps.append(f"| {preset} | {T:,} | {s / T * 1e6:,.0f} | {T / s:,.0f} |")
+            print(sweeps[-1], flush=True)
+    lines += ["", "Cached generation, batch 1: time per sample vs generated length (should stay flat).", "",
+              "| preset | length | µs per sample | samples/s |", "|---|---:|---:|---:|", *sweeps]
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wavenet_generation", description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.add_argument("--quick", action="store_true", help="shorter runs (1k / 4k lengths)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: all logical CPUs on cpu, torch's default on cuda)")
+    p.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated, from {PRESETS}")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed runs per measurement, the best is kept (default 3; 1 with --quick)")
+    p.add_argument("--markdown", help="also write the tables to this markdown file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    bad = set(args.presets.split(",")) - set(PRESETS)
+    if bad:
+        raise ValueError(f"unknown preset(s) {sorted(bad)}; choose from {PRESETS}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if args.threads is not None or args.device == "cpu":
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    print(header(torch.device(args.device)), flush=True)
+    lines = run(args)
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    lines += ["", f"Load average at the end: {load}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
