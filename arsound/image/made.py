@@ -52,8 +52,9 @@ class MADE(ARModel):
         self.register_buffer("orders", torch.stack(orders), persistent=False)  # (M, D)
         for i in range(len(self.layers)):  # per layer, the masks of every set: (M, out, in)
             self.register_buffer(f"masks_{i}", torch.stack([ms[i] for ms in masks]), persistent=False)
-        self.mask_index = 0
-        self.set_mask(0)
+        # which mask set is in use: a persistent buffer, so checkpoints and exact resume keep it
+        self.register_buffer("mask_index", torch.zeros((), dtype=torch.long))
+        self._applied = -1  # the mask set currently copied into the layers
 
     @property
     def event_shape(self):
@@ -61,15 +62,22 @@ class MADE(ARModel):
 
     def set_mask(self, m: int) -> None:
         """Use mask set ``m`` (and its ordering) for the next passes."""
-        self.mask_index = m
-        for i, layer in enumerate(self.layers):
-            layer.set_mask(getattr(self, f"masks_{i}")[m])
+        self.mask_index.fill_(m)
+        self._apply_masks()
+
+    def _apply_masks(self) -> None:
+        m = int(self.mask_index)
+        if m != self._applied:  # also after load_state_dict restored another mask_index
+            for i, layer in enumerate(self.layers):
+                layer.set_mask(getattr(self, f"masks_{i}")[m])
+            self._applied = m
 
     def generation_order(self) -> Tensor:
-        return self.orders[self.mask_index].cpu()
+        return self.orders[int(self.mask_index)].cpu()
 
     def forward(self, x: Tensor) -> Tensor:
         """``x[B, C, H, W]`` levels -> params ``[B, C, H, W, P]`` under the current mask set."""
+        self._apply_masks()
         h = scale_input(x, self.config.levels).flatten(1)
         for i, layer in enumerate(self.layers):
             h = layer(h)
@@ -81,7 +89,7 @@ class MADE(ARModel):
         """With several masks and ``reduce=True`` in eval mode: the log-mean-exp mask ensemble."""
         if not reduce or self.training or self.config.num_masks == 1:
             return super().log_prob(x, reduce)
-        current = self.mask_index
+        current = int(self.mask_index)
         lps = []
         for m in range(self.config.num_masks):
             self.set_mask(m)
@@ -91,5 +99,5 @@ class MADE(ARModel):
 
     def loss(self, batch):
         if self.training and self.config.num_masks > 1:  # next mask set each training step
-            self.set_mask((self.mask_index + 1) % self.config.num_masks)
+            self.set_mask((int(self.mask_index) + 1) % self.config.num_masks)
         return super().loss(batch)
