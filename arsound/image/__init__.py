@@ -14,6 +14,9 @@ import importlib
 
 MODELS = {
     "made": "made:MADE",
+    "pixelcnn": "pixelcnn:PixelCNN",
+    "gated_pixelcnn": "pixelcnn:GatedPixelCNN",
+    "pixelcnnpp": "pixelcnnpp:PixelCNNpp",
 }
 
 
