@@ -13,10 +13,18 @@ import dataclasses
 import importlib
 
 MODELS = {
+    "fvsbn": "fvsbn:FVSBN",
+    "nade": "nade:NADE",
     "made": "made:MADE",
+    "pixelrnn": "pixelrnn:PixelRNN",
+    "pixelrnn_diag": "pixelrnn:PixelRNNDiagonal",
     "pixelcnn": "pixelcnn:PixelCNN",
     "gated_pixelcnn": "pixelcnn:GatedPixelCNN",
     "pixelcnnpp": "pixelcnnpp:PixelCNNpp",
+    "igpt": "transformer:ImageGPT",
+    "sparse_transformer": "transformer:SparseTransformer",
+    "image_transformer": "transformer:ImageTransformer",
+    "pixelsnail": "pixelsnail:PixelSNAIL",
 }
 
 

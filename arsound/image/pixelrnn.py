@@ -1,0 +1,291 @@
+"""PixelRNN: Row LSTM and Diagonal BiLSTM.
+
+van den Oord, Kalchbrenner & Kavukcuoglu, "Pixel Recurrent Neural Networks", ICML 2016
+(arXiv:1601.06759), sec. 3.1-3.2 and fig. 4-5. Both models are::
+
+    x -> 7x7 conv, mask A -> [2h] -> L x (2h + 1x1_B(LSTM layer -> h)) -> ReLU, 1x1_B -> ReLU, 1x1_B -> params
+
+- **Row LSTM** (sec. 3.1) runs top to bottom, one whole row per step. With ``a_i`` the input row and
+  ``(h_{i-1}, c_{i-1})`` the previous row's state, ``[o, f, i, g] = K_ss * h_{i-1} + K_is * a_i``, where
+  ``K_is`` is a ``1 x k`` mask-B convolution along the row (computed for all rows at once) and
+  ``K_ss`` a 1-D ``k``-wide convolution of the previous row's hidden state;
+  ``c_i = s(f) c_{i-1} + s(i) tanh(g)``, ``h_i = s(o) tanh(c_i)``. Its context is a triangle: with
+  ``L`` layers and a first kernel of half-width ``r``, output ``(i, j)`` sees the current row's pixels
+  ``j - L - r .. j - 1`` and row ``i - m`` (``m >= 1``) in columns ``j - L - r - m .. j + r - 1 + m``.
+- **Diagonal BiLSTM** (sec. 3.2) skews the map (row ``i`` shifted right by ``i``) so each diagonal is
+  a column, then runs an LSTM along the columns: ``K_is`` is a 1x1 mask-B convolution and ``K_ss`` a
+  ``2 x 1`` convolution of the previous column, so ``(i, j)`` reads the states at ``(i, j-1)`` and
+  ``(i-1, j)``. A second LSTM runs on the mirrored map (right to left); its output is shifted down one
+  row before it is added, so ``(i, j)`` sees every earlier pixel in a single layer, but one: as
+  written, nothing in row ``i - 1`` sees its last pixel (mask A puts no position to its right) and
+  row ``i`` carries it only rightwards, so outputs ``(i, j < W - 1 - r)`` miss ``x[i - 1, W - 1]`` at
+  any depth. ``full_context=True`` (default) runs the layers on one extra zero column on the right,
+  dropped at the output: that column sees the row's last pixel and the right-to-left LSTM carries it
+  to the whole next row. (Tested by gradient both ways.)
+
+Colour images use ``C`` channel groups (R -> G -> B) in every masked convolution; the LSTM gates are
+laid out ``(G, 4, h/G)`` so each hidden unit's four gates and its cell stay in one group. The states
+of earlier rows / pixels (all channels) may feed any group. Generation order: raster, channel-minor.
+
+Letters: ``B`` batch, ``C`` image channels, ``H x W`` image, ``h`` LSTM channels, ``G`` channel groups
+(``= C``), ``P`` parameters per element, ``N`` positions along one step (a row or a skewed column).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..core.layers import MaskedConv2d
+from ..core.model import ARModel
+from ..core.sampling import get_uniform
+from .common import image_head, scale_input
+from .pixelcnn import channel_minor_order, down_shift, round_up, to_params
+
+__all__ = ["RowLSTMConfig", "PixelRNN", "DiagonalBiLSTMConfig", "PixelRNNDiagonal", "skew", "unskew"]
+
+
+def lstm_cell(z: Tensor, c: Tensor, groups: int) -> tuple[Tensor, Tensor]:
+    """One LSTM update at ``N`` positions: pre-activations ``z[B, 4h, N]`` laid out ``(G, 4, h/G)``
+    (gates o, f, i, g) and the previous cell ``c[B, h, N]`` -> new ``(h, c)``, each ``[B, h, N]``."""
+    B, _, N = z.shape
+    o, f, i, g = z.view(B, groups, 4, -1, N).unbind(2)  # each (B, G, h/G, N)
+    c = torch.sigmoid(f) * c.view_as(f) + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h.reshape(B, -1, N), c.reshape(B, -1, N)
+
+
+def forget_bias_(bias: Tensor, groups: int, value: float = 1.0) -> None:
+    """Set the forget-gate part of a ``(G, 4, h/G)``-laid-out bias (a common LSTM initialization)."""
+    with torch.no_grad():
+        bias.view(groups, 4, -1)[:, 1] = value
+
+
+def skew(x: Tensor) -> Tensor:
+    """``x[B, C, H, W] -> [B, C, H, W + H - 1]`` with row ``i`` shifted right by ``i`` (zeros elsewhere):
+    the diagonals of ``x`` become columns."""
+    B, C, H, W = x.shape
+    flat = F.pad(x, (0, H)).flatten(2)  # (B, C, H*(W+H)), rows padded with H zeros
+    return flat[:, :, :H * (W + H - 1)].view(B, C, H, W + H - 1)
+
+
+def unskew(y: Tensor) -> Tensor:
+    """Inverse of :func:`skew`: ``y[B, C, H, W + H - 1] -> [B, C, H, W]`` (row ``i`` read from column ``i``)."""
+    B, C, H, S = y.shape
+    W = S - H + 1
+    flat = F.pad(y.flatten(2), (0, H))  # (B, C, H*(W+H))
+    return flat.view(B, C, H, W + H)[..., :W]
+
+
+# ---- layers -------------------------------------------------------------------------------------
+class RowLSTM(nn.Module):
+    """Row LSTM layer: ``a[B, c_in, H, W] -> h[B, h, H, W]``, row ``i`` from rows ``<= i`` (mask B in-row)."""
+
+    def __init__(self, c_in: int, h: int, kernel: int, groups: int) -> None:
+        super().__init__()
+        self.h, self.groups = h, groups
+        self.input_to_state = MaskedConv2d(c_in, 4 * h, (1, kernel), "B", groups)
+        self.state_to_state = nn.Conv1d(h, 4 * h, kernel, padding=kernel // 2, bias=False)
+        forget_bias_(self.input_to_state.bias, groups)
+
+    def step(self, z_row: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """One row: input-to-state ``z_row[B, 4h, W]`` and the previous row's ``(h, c)`` -> this row's."""
+        h_prev, c_prev = state
+        return lstm_cell(z_row + self.state_to_state(h_prev), c_prev, self.groups)
+
+    def zero_state(self, like: Tensor, W: int) -> tuple[Tensor, Tensor]:
+        z = like.new_zeros(like.shape[0], self.h, W)
+        return z, z
+
+    def forward(self, a: Tensor) -> Tensor:
+        z = self.input_to_state(a)  # (B, 4h, H, W), all rows at once
+        state = self.zero_state(a, a.shape[-1])
+        rows = []
+        for i in range(a.shape[2]):
+            state = self.step(z[:, :, i], state)
+            rows.append(state[0])
+        return torch.stack(rows, 2)  # (B, h, H, W)
+
+
+class DiagonalLSTM(nn.Module):
+    """One direction of the Diagonal BiLSTM: ``a[B, c_in, H, W] -> h[B, h, H, W]``; ``(i, j)`` reads
+    the states at ``(i, j-1)`` and ``(i-1, j)``, so it sees ``a`` at every ``(i' <= i, j' <= j)``."""
+
+    def __init__(self, c_in: int, h: int, groups: int) -> None:
+        super().__init__()
+        self.h, self.groups = h, groups
+        self.input_to_state = MaskedConv2d(c_in, 4 * h, 1, "B", groups)
+        self.state_to_state = nn.Conv1d(h, 4 * h, 2, bias=False)  # rows (r-1, r) of the previous column
+        forget_bias_(self.input_to_state.bias, groups)
+
+    def forward(self, a: Tensor) -> Tensor:
+        z = skew(self.input_to_state(a))  # (B, 4h, H, W+H-1)
+        B, _, H, S = z.shape
+        h = c = a.new_zeros(B, self.h, H)
+        cols = []
+        for t in range(S):
+            h, c = lstm_cell(z[..., t] + self.state_to_state(F.pad(h, (1, 0))), c, self.groups)  # (B, h, H)
+            cols.append(h)
+        return unskew(torch.stack(cols, -1))  # (B, h, H, W)
+
+
+class DiagonalBiLSTM(nn.Module):
+    """Left-to-right + right-to-left (shifted down one row): ``[B, c_in, H, W] -> [B, h, H, W]``."""
+
+    def __init__(self, c_in: int, h: int, groups: int) -> None:
+        super().__init__()
+        self.forward_lstm = DiagonalLSTM(c_in, h, groups)
+        self.backward_lstm = DiagonalLSTM(c_in, h, groups)
+
+    def forward(self, a: Tensor) -> Tensor:
+        right_to_left = self.backward_lstm(a.flip(-1)).flip(-1)  # (i, j) sees rows <= i, columns >= j
+        return self.forward_lstm(a) + down_shift(right_to_left)
+
+
+# ---- models -------------------------------------------------------------------------------------
+@dataclass
+class RowLSTMConfig:
+    shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    levels: int = 2                            # K gray levels; 2 = binary
+    hidden: int = 16                           # h LSTM channels, 2h between layers (rounded up to a multiple of C)
+    num_layers: int = 7                        # LSTM layers (residual)
+    first_kernel: int = 7                      # mask-A convolution
+    kernel: int = 3                            # input-to-state 1 x k (mask B) and state-to-state k
+    head_channels: int = 32                    # 1x1 output layers
+
+
+@dataclass
+class DiagonalBiLSTMConfig:
+    shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    levels: int = 2                            # K gray levels; 2 = binary
+    hidden: int = 16                           # h LSTM channels per direction (rounded up to a multiple of C)
+    num_layers: int = 7                        # BiLSTM layers (residual)
+    first_kernel: int = 7                      # mask-A convolution
+    head_channels: int = 32                    # 1x1 output layers
+    full_context: bool = True                  # one extra right column: no pixel missed (see module doc)
+
+
+# paper, binarized MNIST: 7 Diagonal BiLSTM layers, h = 16, 32-unit output layers (CIFAR-10: 12 layers,
+# h = 128, 1024-unit outputs); "small" is sized for ~2,000 CPU steps
+PRESETS = {
+    "debug": dict(hidden=6, num_layers=1, first_kernel=5, head_channels=12),
+    "small": dict(hidden=16, num_layers=2, first_kernel=7, head_channels=32),
+    "base": dict(hidden=16, num_layers=7, first_kernel=7, head_channels=32),
+}
+
+
+class _PixelRNNBase(ARModel):
+    """First mask-A layer, residual LSTM layers, 1x1 mask-B outputs; subclasses build ``self.lstms``."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.head = image_head(config.levels)
+        C = config.shape[0]
+        self.hidden = h = round_up(config.hidden, C)
+        hc = round_up(config.head_channels, C)
+        self.first = MaskedConv2d(C, 2 * h, config.first_kernel, "A", C)
+        self.lstms = nn.ModuleList(self.make_layer(2 * h, h, C) for _ in range(config.num_layers))
+        self.ups = nn.ModuleList(MaskedConv2d(h, 2 * h, 1, "B", C) for _ in range(config.num_layers))
+        self.out1 = MaskedConv2d(2 * h, hc, 1, "B", C)
+        self.out2 = MaskedConv2d(hc, C * self.head.num_params, 1, "B", C)
+
+    def make_layer(self, c_in: int, h: int, groups: int) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def event_shape(self):
+        return tuple(self.config.shape)
+
+    def generation_order(self) -> Tensor:
+        return channel_minor_order(self.config.shape)
+
+    def output(self, a: Tensor) -> Tensor:
+        """``a[B, 2h, ...] -> [B, C*P, ...]`` laid out (C, P)."""
+        return self.out2(F.relu(self.out1(F.relu(a))))
+
+    def network(self, x: Tensor) -> Tensor:
+        """Scaled input ``x[B, C, H, W]`` in [-1, 1] -> raw output ``[B, C*P, H, W]`` laid out (C, P)."""
+        a = self.first(x)  # (B, 2h, H, W)
+        for lstm, up in zip(self.lstms, self.ups):
+            a = a + up(lstm(a))
+        return self.output(a)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x[B, C, H, W]`` levels -> ``params[B, C, H, W, P]``."""
+        return to_params(self.network(scale_input(x, self.config.levels)), x.shape[1])
+
+
+class PixelRNN(_PixelRNNBase):
+    """PixelRNN with Row LSTM layers; ``sample`` recomputes only the current row per element."""
+
+    config_class = RowLSTMConfig
+    presets = dict(PRESETS)
+
+    def make_layer(self, c_in: int, h: int, groups: int) -> nn.Module:
+        return RowLSTM(c_in, h, self.config.kernel, groups)
+
+    def row(self, x_scaled: Tensor, i: int, states: list) -> tuple[Tensor, list]:
+        """Row ``i`` of the network given the previous row's LSTM states (one ``(h, c)`` per layer):
+        ``raw[B, C*P, W]`` and this row's states. Reads input rows ``i - r .. i`` only."""
+        r = self.first.kernel_size[0] // 2
+        slab = F.pad(x_scaled, (0, 0, r, r))[:, :, i:i + 2 * r + 1]  # input rows i-r .. i+r
+        a = self.first(slab)[:, :, r:r + 1]  # (B, 2h, 1, W); rows below i are masked out
+        new = []
+        for lstm, up, state in zip(self.lstms, self.ups, states):
+            hc = lstm.step(lstm.input_to_state(a)[:, :, 0], state)  # (B, h, W) each
+            new.append(hc)
+            a = a + up(hc[0].unsqueeze(2))
+        return self.output(a)[:, :, 0], new
+
+    @torch.no_grad()
+    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
+               progress: bool = False, cached: bool = True, **cond) -> Tensor:
+        """As :meth:`ARModel.sample` (same arguments, uniforms and draws). ``cached=True`` keeps every
+        layer's state of the finished rows and recomputes only the current row per element: ``O(W)``
+        per element instead of a full ``O(H W)`` pass; ``cached=False`` is the naive sampler."""
+        if not cached:
+            return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
+        was_training = self.training
+        self.eval()
+        x, known = self._blank(n, prompt)
+        C, H, W = self.event_shape
+        shape = (n, C * H * W, self.head.num_uniforms)
+        if uniforms is None and not greedy:
+            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
+        if uniforms is not None:
+            uniforms = uniforms.reshape(n, C, H, W, -1)
+        K = self.config.levels
+        xs = scale_input(x, K)
+        states = [lstm.zero_state(xs, W) for lstm in self.lstms]
+        for i in tqdm(range(H), desc="sampling", unit="row", disable=not progress, leave=False):
+            for j in range(W):
+                for c in range(C):
+                    params = self.row(xs, i, states)[0].view(n, C, -1, W)[:, c, :, j]  # (n, P)
+                    if greedy:
+                        v = self.head.mode(params)
+                    else:
+                        v = self.head.sample(params, uniforms[:, c, i, j], temperature=temperature)
+                    x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v.to(x.dtype))
+                    xs[:, c, i, j] = scale_input(x[:, c, i, j], K)
+            states = self.row(xs, i, states)[1]  # the finished row's states feed the next row
+        self.train(was_training)
+        return x
+
+
+class PixelRNNDiagonal(_PixelRNNBase):
+    """PixelRNN with Diagonal BiLSTM layers (full context in every layer); naive sampling."""
+
+    config_class = DiagonalBiLSTMConfig
+    presets = dict(PRESETS)
+
+    def make_layer(self, c_in: int, h: int, groups: int) -> nn.Module:
+        return DiagonalBiLSTM(c_in, h, groups)
+
+    def network(self, x: Tensor) -> Tensor:
+        """As the base, on ``x`` with one zero column appended on the right when ``full_context``."""
+        W = x.shape[-1]
+        return super().network(F.pad(x, (0, int(self.config.full_context))))[..., :W]
