@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-QUICK = [("wavenet_generation.py", ["--quick"])]
+QUICK = [("wavenet_generation.py", ["--quick"]),
+         ("image_sampling.py", ["--threads", "1", "--naive-steps", "50"])]
 
 for script, args in QUICK:
     print(f"== {script} {' '.join(args)}", flush=True)
