@@ -4,6 +4,7 @@
     arsound sample --model NAME_OR_DIR [--n N] [--out FILE] [--seed N] [--device D]
     arsound sample --model WAVENET [--seconds S] [--speaker ID] [--cond mel.npy] --out out.wav
     arsound bench wavenet [--quick] [--device cpu]
+    arsound vocode in.wav -o out.wav [--model NAME]   |   arsound vocode --mel mel.npy -o out.wav
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
 
 User errors (bad arguments, missing or corrupt files, a diverging run) print one line
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .audio.vocoder import add_vocode_parser
 from .audio.cli_helpers import add_audio_sample_args, add_bench_parser, cmd_sample_audio, is_audio_model
 from .core.checkpoint import CheckpointError
 from .core.config import apply_overrides
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
 
     add_data_parser(sub)
+    add_vocode_parser(sub)
     return p
 
 
