@@ -67,7 +67,7 @@ def main(argv=None) -> list[dict]:
         print(table(rows), flush=True)
     text = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', "
             f"{args.data} (binarized), EMA weights. Machine: {machine()}.\n"
-            f"Command: `python -m benchmarks.image_zoo --steps {args.steps} --write`\n\n" + table(rows))
+            f"Command: `python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n" + table(rows))
     print(text)
     if args.write:
         (RECIPE / "samples").mkdir(exist_ok=True)
