@@ -24,13 +24,13 @@ def slow_params(model, x):
     B, D = x.shape[0], x[0].numel()
     f = element_features(x.flatten(1), K, one_hot, model.W.dtype)  # (B, D, F)
     order = model.generation_order().tolist()
-    Wm = model.W.flatten(1)  # (H, D*F)
+    Wm = model.W.permute(1, 2, 0).flatten(1)  # (H, D*F)
     out = torch.zeros(B, D, model.P, dtype=model.W.dtype)
     for i, d in enumerate(order):
         seen = torch.zeros(D, 1, dtype=model.W.dtype)
         seen[order[:i]] = 1
         h = torch.sigmoid(model.c + (f * seen).flatten(1) @ Wm.T)  # (B, H)
-        out[:, d] = h @ model.V[d].T + model.b[d]
+        out[:, d] = h @ model.V[..., d] + model.b[:, d]
     return out
 
 
@@ -48,9 +48,9 @@ def test_cumsum_pass_equals_one_product_per_element(shape, levels, one_hot):
 
 def test_input_weights_are_tied_across_conditionals():
     """One W for all D conditionals: its size is H x D x F, not D separate networks."""
-    model = build("nade", shape=(1, 28, 28), levels=2, size="small")
+    model = build("nade", shape=(1, 28, 28), levels=2, size="base")
     H, D = 500, 784
-    assert model.W.shape == (H, D, 1)
+    assert model.W.shape == (1, H, D)
     assert model.num_parameters() == H * D + H + D * H + D  # 785,284
 
 
