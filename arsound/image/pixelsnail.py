@@ -167,7 +167,7 @@ class PixelSNAIL(StepSampler):
     config_class = PixelSNAILConfig
     presets = {
         "debug": dict(channels=16, blocks=2, res_blocks=1, kernel=3, first_kernel=3, attn_dim=16, heads=2),
-        "small": dict(channels=32, blocks=2, res_blocks=2, attn_dim=32, heads=2),
+        "small": dict(channels=32, blocks=2, res_blocks=2, attn_dim=32, heads=1),
         "base": dict(channels=128, blocks=8, res_blocks=4, attn_dim=128, heads=1, dropout=0.1),
     }
 

@@ -236,8 +236,7 @@ class PixelTransformer(StepSampler):
             h = self.start.expand(prev.shape[0], 1, -1)                # (B, 1, dim)
         else:
             h = self.tok_emb(prev)[:, None]                            # (B, 1, dim)
-        h = h + self.position(slice(s, s + 1))
-        return self.body(h)[:, 0]
+        return self.body(self.drop(h + self.position(slice(s, s + 1))))[:, 0]
 
 
 class ImageGPT(PixelTransformer):
@@ -246,7 +245,7 @@ class ImageGPT(PixelTransformer):
     config_class = ImageGPTConfig
     presets = {
         "debug": dict(dim=32, layers=2, heads=2),
-        "small": dict(dim=64, layers=3, heads=4),
+        "small": dict(dim=64, layers=2, heads=2),
         "base": dict(dim=512, layers=24, heads=8),  # iGPT-S geometry
     }
 
@@ -257,7 +256,7 @@ class SparseTransformer(PixelTransformer):
     config_class = SparseTransformerConfig
     presets = {
         "debug": dict(dim=32, layers=2, heads=2),
-        "small": dict(dim=64, layers=4, heads=4, summary=2),
+        "small": dict(dim=64, layers=2, heads=2, summary=2),
         "base": dict(dim=256, layers=32, heads=8, summary=4, dropout=0.1),
     }
 
@@ -268,6 +267,6 @@ class ImageTransformer(PixelTransformer):
     config_class = ImageTransformerConfig
     presets = {
         "debug": dict(dim=32, layers=2, heads=2),
-        "small": dict(dim=64, layers=4, heads=4, block=56),
+        "small": dict(dim=64, layers=2, heads=2, block=84),  # 3 rows of 28
         "base": dict(dim=512, layers=12, heads=8, block=112, dropout=0.1),
     }
