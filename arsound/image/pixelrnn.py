@@ -186,8 +186,8 @@ class DiagonalBiLSTMConfig:
 
 # Paper, binarized MNIST (table 4): Diagonal BiLSTM, 1 layer with h = 32: 80.75 nats; 7 layers with
 # h = 16: 79.20 (CIFAR-10: 12 layers, h = 128, 1024-unit output layers). "small" is sized for about
-# 2,000 CPU steps at batch 64 on 28x28; a Diagonal BiLSTM layer costs about 2.5 Row LSTM layers
-# (W + H - 1 sequential columns, two directions) but sees the whole context.
+# 2,000 CPU steps at batch 64 on 28x28. A Diagonal BiLSTM layer costs about 2.5 Row LSTM layers
+# (W + H - 1 sequential columns, two directions) but sees the whole context: its "small" has 1 layer.
 PRESETS = {
     "debug": dict(hidden=6, num_layers=1, first_kernel=5, head_channels=12),
     "small": dict(hidden=16, num_layers=2, first_kernel=7, head_channels=32),
