@@ -6,6 +6,7 @@
     arsound bench wavenet [--quick] [--device cpu]
     arsound vocode in.wav -o out.wav [--model NAME]   |   arsound vocode --mel mel.npy -o out.wav
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
+    arsound eval --anomaly --model DIR_OR_NAME [--holdout C] [--out DIR]
 
 User errors (bad arguments, missing or corrupt files, a diverging run) print one line
 ``arsound: error: ...`` and exit non-zero; set ``ARSOUND_DEBUG=1`` for the traceback.
@@ -26,6 +27,7 @@ from .core.checkpoint import CheckpointError
 from .core.config import apply_overrides
 from .core.train import TrainingError
 from .data.prepare import add_data_parser
+from .image.eval_cli import add_eval_parser
 
 USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingError)
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
 
     add_data_parser(sub)
+    add_eval_parser(sub)
     add_vocode_parser(sub)
     return p
 
