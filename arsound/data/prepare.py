@@ -1,5 +1,7 @@
-"""``arsound data prepare NAME``: build audio datasets from installed packages, reproducibly and resumably.
+"""``arsound data prepare NAME``: build datasets from installed packages, reproducibly and resumably.
 
+- ``mnist`` / ``digits``: the image sets of :mod:`arsound.data.images` written as ``.npz`` per split and level
+  count, with checksums (the image loaders read the packages directly, so this is optional).
 - ``chorales``: the 350 distinct Bach chorales of music21's bundled corpus (its 371-entry Riemenschneider
   list names 20 pieces twice), each written as MIDI by music21 and rendered by Debian's ``fluidsynth`` with
   ``FluidR3_GM.sf2`` at 16 kHz, mixed to mono, trimmed (leading silence and the reverb tail below -40 dB
@@ -38,6 +40,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..audio.io import AudioError, load_audio, normalize_peak, save_audio, trim_silence
+from .images import IMAGE_DATASETS, prepare_images
 from .audio import DEFAULT_ROOT, SAMPLE_RATE, SPLIT_RULE, DataError, sha256_file, split_for
 
 MANIFEST_VERSION = 1
@@ -456,13 +459,13 @@ def prepare(name: str, root=DEFAULT_ROOT, limit: int | None = None, force: bool 
 def add_data_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``arsound data prepare NAME ...`` to the CLI's subparsers."""
     d = subparsers.add_parser("data", help="prepare datasets from installed packages",
-                              description="Prepare audio datasets from installed packages (no downloads).")
+                              description="Prepare datasets from installed packages (no downloads).")
     dsub = d.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
     doc = (__doc__ or "").split("\n\n") + ["", "", ""]  # (no docstrings under python -OO)
     p = dsub.add_parser("prepare", help="render / decode a dataset into ROOT/NAME with a manifest.json",
                         description=doc[1], epilog=doc[2],
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", metavar="NAME", help=f"dataset: {', '.join(DATASETS)}")
+    p.add_argument("name", metavar="NAME", help=f"dataset: {', '.join([*DATASETS, *IMAGE_DATASETS])}")
     p.add_argument("--root", default=DEFAULT_ROOT, help=f"output root (default {DEFAULT_ROOT}/)")
     p.add_argument("--limit", type=int, help="prepare only the first N files (in the dataset's fixed order)")
     p.add_argument("--force", action="store_true", help="redo every file, even those that verify")
@@ -479,6 +482,13 @@ def cmd_data(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unrecognized arguments: {' '.join(extra)}")
     options = {}
+    if args.name in IMAGE_DATASETS:
+        if args.limit or args.all_programs or args.soundfont or args.languages:
+            raise DataError(f"'{args.name}' takes only --root (it is prepared whole from its package)")
+        mpath = prepare_images(args.name, root=args.root)
+        print(f"{args.name}: wrote {', '.join(f['path'] for f in json.loads(mpath.read_text())['files'])} "
+              f"and {mpath.name} in {mpath.parent}")
+        return 0
     if args.name == "chorales":
         if args.languages:
             raise DataError("--languages applies to 'speech' only")
