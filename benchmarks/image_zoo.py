@@ -1,28 +1,37 @@
 """Train every image model at one equal budget on the same real digits and tabulate the results.
 
-    python -m benchmarks.image_zoo [--steps 1500] [--models made,pixelcnn] [--data mnist]
+    python -m benchmarks.image_zoo --steps 800 --batch 32 --write            # the table in recipes/image_zoo/RESULTS.md
+    python -m benchmarks.image_zoo --models fvsbn,nade,made --lr-sweep 1e-3,3e-3,1e-2,3e-2 --write
 
 For each model: the image_zoo recipe (shared Trainer, EMA weights for eval) on the fixed 4,000 / 1,000
-MNIST split (binarized), then test NLL in nats/image and bits/dim, parameters, training time and the
-time to sample 16 images. Writes ``recipes/image_zoo/RESULTS.md`` and sample grids under
-``recipes/image_zoo/samples/``; prints the table and the machine.
+MNIST split (binarized), then test NLL in nats/image and bits/dim, parameters, learning rate, training
+time and the time to sample 16 images. The budget (steps x batch) is equal for every model; the learning
+rate is each model's entry in ``LR``, picked by ``--lr-sweep`` on the validation slice (every 10th
+training image), never on the test split. ``--write`` puts ``RESULTS.md``, ``results.json``, sample
+grids and learning curves (validation NLL against step, EMA weights) into ``recipes/image_zoo/``.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
-import platform
 import shutil
 import sys
 from pathlib import Path
 
 import torch
 
+from arsound.core.checkpoint import hardware
 from arsound.image import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "image_zoo"
+# Learning rates from `--lr-sweep 1e-3,3e-3,1e-2,3e-2` at 800 x 32 (recipes/image_zoo/LR_SWEEP.md): the
+# shallow models (one hidden layer at most) want a larger step than the deep ones; every other model
+# keeps Adam's usual 1e-3.
+LR = {"fvsbn": 3e-2, "nade": 1e-2, "made": 1e-2}
+DEFAULT_LR = 1e-3
 
 
 def load_recipe():
@@ -33,48 +42,119 @@ def load_recipe():
     return module
 
 
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-
-
 def table(rows: list[dict]) -> str:
-    head = "| model | params | test NLL (nats/image) | bits/dim | train (s) | sample 16 (s) |\n|---|---:|---:|---:|---:|---:|\n"
+    head = ("| model | params | lr | test NLL (nats/image) | bits/dim | train (s) | sample 16 (s) |\n"
+            "|---|---:|---:|---:|---:|---:|---:|\n")
     return head + "".join(
-        f"| {r['model']} | {r['params']:,} | {r['test_nll_nats']:.2f} | {r['test_bits_per_dim']:.4f} | "
+        f"| {r['model']} | {r['params']:,} | {r['lr']:g} | {r['test_nll_nats']:.2f} | {r['test_bits_per_dim']:.4f} | "
         f"{r['train_s']:.0f} | {r['sample_s']:.1f} |\n" for r in sorted(rows, key=lambda r: r["test_nll_nats"]))
+
+
+def sweep_table(rows: list[dict]) -> str:
+    lrs = sorted({r["lr"] for r in rows})
+    head = "| model | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |\n|---|" + "---:|" * len(lrs) + "\n"
+    out = head
+    for name in dict.fromkeys(r["model"] for r in rows):
+        by_lr = {r["lr"]: r["valid_nll_nats"] for r in rows if r["model"] == name}
+        best = min(by_lr, key=by_lr.get)
+        out += f"| {name} | " + " | ".join(
+            (f"**{by_lr[lr]:.2f}**" if lr == best else f"{by_lr[lr]:.2f}") if lr in by_lr else "" for lr in lrs) + " |\n"
+    return out
+
+
+def valid_curve(run_dir: Path) -> tuple[list[int], list[float]]:
+    """(steps, validation NLL) from a run's ``log.csv``."""
+    with open(run_dir / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "valid"]
+    return [int(r["step"]) for r in rows], [float(r["nll"]) for r in rows]
+
+
+def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, run_dir in runs.items():
+        steps, nll = valid_curve(run_dir)
+        ax.plot(steps, nll, marker="o", ms=3, label=name)
+    ax.set(xlabel="training step", ylabel="validation NLL (nats/image, EMA weights)", title=title)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run(recipe, name: str, lr: float, args, out_dir: str, samples: int) -> dict:
+    cfg = recipe.Config()
+    cfg.model.name, cfg.model.size, cfg.data.name = name, args.size, args.data
+    cfg.train.steps, cfg.train.batch_size, cfg.train.lr = args.steps, args.batch, lr
+    cfg.train.eval_every = max(args.steps // 8, 1)
+    cfg.train.ckpt_every = max(args.steps // 4, 1)
+    cfg.train.out_dir = out_dir
+    cfg.samples = samples
+    return recipe.main(cfg)
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated registry names")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", default="small")
     p.add_argument("--data", default="mnist")
+    p.add_argument("--lr-sweep", help="comma-separated learning rates: tabulate validation NLL per model and lr")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default="runs/image_zoo_bench")
-    p.add_argument("--write", action="store_true", help="write RESULTS.md and sample grids into recipes/image_zoo/")
+    p.add_argument("--write", action="store_true", help="write the tables, sample grids and curves into recipes/image_zoo/")
+    p.add_argument("--tag", default="", help="with --write: suffix the written files (RESULTS_TAG.md, ...) so they "
+                   "sit beside the main table")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.models.split(",")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     recipe = load_recipe()
+    command = f"`python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`"
+    budget = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', {args.data} "
+              f"(binarized), EMA weights. Machine: {hardware()}.\nCommand: {command}\n\n")
+
+    if args.lr_sweep:
+        rows = []
+        for name in names:
+            for lr in (float(v) for v in args.lr_sweep.split(",")):
+                rows.append(run(recipe, name, lr, args, f"{args.out}/sweep/{name}_lr{lr:g}", samples=4))
+                print(sweep_table(rows), flush=True)
+        text = budget + "Validation NLL (nats/image, 400 images of the training split), best per model in bold:\n\n" + sweep_table(rows)
+        print(text)
+        if args.write:
+            (RECIPE / "LR_SWEEP.md").write_text(text)
+        return rows
+
     rows = []
-    for name in args.models.split(","):
-        cfg = recipe.Config()
-        cfg.model.name, cfg.model.size, cfg.data.name = name, args.size, args.data
-        cfg.train.steps, cfg.train.batch_size = args.steps, args.batch
-        cfg.train.eval_every = cfg.train.ckpt_every = max(args.steps // 4, 1)
-        cfg.train.out_dir = f"{args.out}/{name}"
-        cfg.samples = 16
-        rows.append(recipe.main(cfg))
+    for name in names:
+        rows.append(run(recipe, name, LR.get(name, DEFAULT_LR), args, f"{args.out}/{name}", samples=16))
         print(table(rows), flush=True)
-    text = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', "
-            f"{args.data} (binarized), EMA weights. Machine: {machine()}.\n"
-            f"Command: `python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n" + table(rows))
+    text = budget + table(rows)
     print(text)
+    curves = Path(args.out) / "curves.png"
+    plot_curves({r["model"]: Path(args.out) / r["model"] for r in rows}, curves,
+                f"{args.steps} steps x {args.batch}, {args.data}")
+    print(f"learning curves: {curves}")
     if args.write:
+        tag = f"_{args.tag}" if args.tag else ""
         (RECIPE / "samples").mkdir(exist_ok=True)
         for r in rows:
-            shutil.copy(Path(args.out) / r["model"] / "samples.png", RECIPE / "samples" / f"{r['model']}.png")
-        (RECIPE / "RESULTS.md").write_text(text)
-        (RECIPE / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+            shutil.copy(Path(args.out) / r["model"] / "samples.png", RECIPE / "samples" / f"{r['model']}{tag}.png")
+        shutil.copy(curves, RECIPE / f"curves{tag}.png")
+        (RECIPE / f"RESULTS{tag}.md").write_text(text)
+        (RECIPE / f"results{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
 

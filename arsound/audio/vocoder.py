@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..core.checkpoint import hardware
 from ..core.metrics import bits_per_sample
 from ..core.train import Trainer, evaluate
 from ..data.audio import AudioDataset, DataError
@@ -305,18 +305,6 @@ def build_vocoder(model: VocoderModel, mel: MelSpec, num_speakers: int, sample_r
     m = asdict(model)
     return WaveNet(WaveNetConfig(**{**m, "upsample_scales": tuple(m["upsample_scales"])}, cond_channels=mel.n_mels,
                                  hop_length=mel.hop, num_speakers=num_speakers, sample_rate=sample_rate))
-
-
-def hardware() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} CPU cores (shared), torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 def _write_json(path: Path, obj) -> None:

@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -217,6 +218,19 @@ def save_pretrained(model: nn.Module, path: str | Path, card: str | dict | None 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def hardware() -> str:
+    """The machine in words, for model cards and benchmark tables: CPU model, cores, torch, threads."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} CPU cores (shared), torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 # ---- load -----------------------------------------------------------------------------------------

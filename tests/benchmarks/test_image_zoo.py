@@ -1,0 +1,30 @@
+"""The equal-budget zoo benchmark runs end to end on a tiny budget, trains every model at its own
+learning rate, and its tables and curves come from what the runs logged."""
+import csv
+
+from benchmarks import image_zoo
+
+
+def test_zoo_table_and_curves_from_the_runs(tmp_path):
+    out = tmp_path / "zoo"
+    rows = image_zoo.main(["--models", "fvsbn,made", "--steps", "4", "--batch", "8", "--size", "debug",
+                           "--data", "digits", "--out", str(out)])
+    assert [r["model"] for r in rows] == ["fvsbn", "made"]
+    assert [r["lr"] for r in rows] == [image_zoo.LR["fvsbn"], image_zoo.LR["made"]]
+    for r in rows:
+        steps, nll = image_zoo.valid_curve(out / r["model"])
+        assert steps == [1, 2, 3, 4]  # eval every steps // 8 (at least 1) steps
+        assert abs(nll[-1] - r["valid_nll_nats"]) < 1e-3  # log.csv keeps 6 significant digits
+        with open(out / r["model"] / "log.csv", newline="") as f:
+            assert sum(row["split"] == "valid" for row in csv.DictReader(f)) == 4
+    assert (out / "curves.png").stat().st_size > 1000
+    table = image_zoo.table(rows).splitlines()
+    assert len(table) == 4 and table[2].startswith(f"| {min(rows, key=lambda r: r['test_nll_nats'])['model']} |")
+
+
+def test_lr_sweep_marks_the_best_validation_nll(tmp_path):
+    rows = image_zoo.main(["--models", "fvsbn", "--steps", "3", "--batch", "8", "--size", "debug", "--data", "digits",
+                           "--lr-sweep", "1e-3,1e-1", "--out", str(tmp_path)])
+    assert [r["lr"] for r in rows] == [1e-3, 1e-1]
+    best = min(rows, key=lambda r: r["valid_nll_nats"])
+    assert f"**{best['valid_nll_nats']:.2f}**" in image_zoo.sweep_table(rows)
