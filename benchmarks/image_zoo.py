@@ -90,6 +90,35 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
     tmp.replace(path)
 
 
+def ship(rows: list[dict], names: list[str], out: Path, args, dest: Path = ROOT / "checkpoints") -> None:
+    """Copy the trained ``out/NAME/model`` folders to ``dest/NAME-DATA/`` and register them in ``dest/registry.json``."""
+    registry_path = dest / "registry.json"
+    registry = json.loads(registry_path.read_text())
+    for name in names:
+        r = next(r for r in rows if r["model"] == name)
+        ckpt = f"{name.replace('_', '-')}-{args.data}"
+        dst = dest / ckpt
+        tmp = dst.with_name(f".{ckpt}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out / name / "model", tmp)
+        card = (tmp / "README.md").read_text().replace("# model\n", f"# {ckpt}\n", 1)
+        card = card.replace('arsound.load("path/to/model")', f'arsound.load("{ckpt}")', 1)
+        card += (f"\n## Use\n\n```bash\narsound sample --model {ckpt} --n 64 --out samples.png\n"
+                 f"arsound eval --anomaly --model {ckpt} --out runs/eval_{ckpt}\n```\n\n"
+                 f"Trained by `python -m benchmarks.image_zoo --steps {args.steps} --batch {args.batch}` "
+                 f"(recipes/image_zoo/RESULTS.md).\n")
+        (tmp / "README.md").write_text(card)
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.rename(dst)
+        registry[ckpt] = {"path": ckpt, "description": (
+            f"{name} ({r['params']:,} params) on binarized {args.data} digits, {args.steps} steps x {args.batch}: "
+            f"test NLL {r['test_nll_nats']:.2f} nats/image; arsound sample --model {ckpt}")}
+        print(f"shipped {dst}")
+    tmp = registry_path.with_name(".registry.json.tmp")
+    tmp.write_text(json.dumps(registry, indent=2) + "\n")
+    tmp.replace(registry_path)
+
+
 def run(recipe, name: str, lr: float, args, out_dir: str, samples: int) -> dict:
     cfg = recipe.Config()
     cfg.model.name, cfg.model.size, cfg.data.name = name, args.size, args.data
@@ -112,6 +141,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default="runs/image_zoo_bench")
     p.add_argument("--write", action="store_true", help="write the tables, sample grids and curves into recipes/image_zoo/")
+    p.add_argument("--ship", default="", help="comma-separated models whose trained folders go to checkpoints/")
     p.add_argument("--tag", default="", help="with --write: suffix the written files (RESULTS_TAG.md, ...) so they "
                    "sit beside the main table")
     args = p.parse_args(argv)
@@ -120,6 +150,8 @@ def main(argv=None) -> list[dict]:
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         p.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
+    if args.ship and not set(args.ship.split(",")) <= set(names):
+        p.error(f"--ship names models that are not trained here (--models {args.models})")
     recipe = load_recipe()
     command = f"`python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`"
     budget = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', {args.data} "
@@ -155,6 +187,8 @@ def main(argv=None) -> list[dict]:
         shutil.copy(curves, RECIPE / f"curves{tag}.png")
         (RECIPE / f"RESULTS{tag}.md").write_text(text)
         (RECIPE / f"results{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    if args.ship:
+        ship(rows, args.ship.split(","), Path(args.out), args)
     return rows
 
 

@@ -2,6 +2,8 @@
 learning rate, and its tables and curves come from what the runs logged."""
 import csv
 
+import torch
+
 from benchmarks import image_zoo
 
 
@@ -28,3 +30,26 @@ def test_lr_sweep_marks_the_best_validation_nll(tmp_path):
     assert [r["lr"] for r in rows] == [1e-3, 1e-1]
     best = min(rows, key=lambda r: r["valid_nll_nats"])
     assert f"**{best['valid_nll_nats']:.2f}**" in image_zoo.sweep_table(rows)
+
+
+def test_ship_copies_the_trained_model_and_registers_it(tmp_path):
+    import argparse
+    import json
+
+    import arsound
+
+    out = tmp_path / "zoo"
+    rows = image_zoo.main(["--models", "made", "--steps", "2", "--batch", "8", "--size", "debug", "--data", "digits",
+                           "--out", str(out)])
+    dest = tmp_path / "checkpoints"
+    dest.mkdir()
+    (dest / "registry.json").write_text(json.dumps({"other": {"path": "other", "description": "kept"}}))
+    args = argparse.Namespace(data="digits", steps=2, batch=8)
+    image_zoo.ship(rows, ["made"], out, args, dest=dest)
+    registry = json.loads((dest / "registry.json").read_text())
+    assert set(registry) == {"other", "made-digits"} and "test NLL" in registry["made-digits"]["description"]
+    card = (dest / "made-digits" / "README.md").read_text()
+    assert card.startswith("# made-digits\n") and 'arsound.load("made-digits")' in card
+    x = torch.randint(0, 2, (3, 1, 8, 8))
+    trained = arsound.load(out / "made" / "model")
+    assert torch.equal(arsound.load(dest / "made-digits").log_prob(x), trained.log_prob(x))
