@@ -7,7 +7,7 @@ TORCH   ?= torch==2.13.0
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
-.PHONY: run test bench demo clean
+.PHONY: run test bench bench-image demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # The main job: train a small MADE on real handwritten digits for a few hundred steps, then sample.
 run: $(STAMP)
-	$(BIN)/arsound train image_zoo --model.name=made --train.steps=300 --out runs/quickstart
+	$(BIN)/arsound train image_zoo --model.name=made --train.steps=300 --train.lr=1e-2 --out runs/quickstart
 	$(BIN)/arsound sample --model runs/quickstart --n 64 --seed 0 --out runs/quickstart/samples.png
 
 test: $(STAMP)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The equal-budget image zoo table (recipes/image_zoo/RESULTS.md, about an hour on one CPU core).
+bench-image: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.image_zoo --steps 800 --batch 32 --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

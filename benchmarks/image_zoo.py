@@ -16,6 +16,7 @@ import argparse
 import csv
 import importlib.util
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from arsound.core.checkpoint import hardware
+from arsound.core.train import TrainingError
 from arsound.image import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +32,7 @@ RECIPE = ROOT / "recipes" / "image_zoo"
 # Learning rates from `--lr-sweep 1e-3,3e-3,1e-2,3e-2` at 800 x 32 (recipes/image_zoo/LR_SWEEP.md): the
 # shallow models (one hidden layer at most) want a larger step than the deep ones; every other model
 # keeps Adam's usual 1e-3.
-LR = {"fvsbn": 3e-2, "nade": 1e-2, "made": 1e-2}
+LR = {"fvsbn": 3e-2, "nade": 3e-2, "made": 1e-2}
 DEFAULT_LR = 1e-3
 
 
@@ -58,7 +60,8 @@ def sweep_table(rows: list[dict]) -> str:
         by_lr = {r["lr"]: r["valid_nll_nats"] for r in rows if r["model"] == name}
         best = min(by_lr, key=by_lr.get)
         out += f"| {name} | " + " | ".join(
-            (f"**{by_lr[lr]:.2f}**" if lr == best else f"{by_lr[lr]:.2f}") if lr in by_lr else "" for lr in lrs) + " |\n"
+            ("diverged" if math.isinf(by_lr[lr]) else f"**{by_lr[lr]:.2f}**" if lr == best else f"{by_lr[lr]:.2f}")
+            if lr in by_lr else "" for lr in lrs) + " |\n"
     return out
 
 
@@ -90,12 +93,15 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
     tmp.replace(path)
 
 
-def ship(rows: list[dict], names: list[str], out: Path, args, dest: Path = ROOT / "checkpoints") -> None:
-    """Copy the trained ``out/NAME/model`` folders to ``dest/NAME-DATA/`` and register them in ``dest/registry.json``."""
+def ship(names: list[str], out: Path, args, dest: Path = ROOT / "checkpoints") -> None:
+    """Copy the models an earlier run trained (``out/NAME/model``, figures in ``out/NAME/results.json``) to
+    ``dest/NAME-DATA/`` and register them in ``dest/registry.json``."""
     registry_path = dest / "registry.json"
     registry = json.loads(registry_path.read_text())
     for name in names:
-        r = next(r for r in rows if r["model"] == name)
+        if not (out / name / "results.json").is_file():
+            raise SystemExit(f"image_zoo: no finished run of {name} in {out / name}; train it first (without --ship)")
+        r = json.loads((out / name / "results.json").read_text())
         ckpt = f"{name.replace('_', '-')}-{args.data}"
         dst = dest / ckpt
         tmp = dst.with_name(f".{ckpt}.tmp")
@@ -141,7 +147,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default="runs/image_zoo_bench")
     p.add_argument("--write", action="store_true", help="write the tables, sample grids and curves into recipes/image_zoo/")
-    p.add_argument("--ship", default="", help="comma-separated models whose trained folders go to checkpoints/")
+    p.add_argument("--ship", default="", help="do not train: copy these models (comma-separated), trained by an "
+                   "earlier run in --out, to checkpoints/ with a model card and a registry entry")
     p.add_argument("--tag", default="", help="with --write: suffix the written files (RESULTS_TAG.md, ...) so they "
                    "sit beside the main table")
     args = p.parse_args(argv)
@@ -150,8 +157,8 @@ def main(argv=None) -> list[dict]:
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         p.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
-    if args.ship and not set(args.ship.split(",")) <= set(names):
-        p.error(f"--ship names models that are not trained here (--models {args.models})")
+    if args.ship:
+        return ship(args.ship.split(","), Path(args.out), args)
     recipe = load_recipe()
     command = f"`python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`"
     budget = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', {args.data} "
@@ -161,7 +168,11 @@ def main(argv=None) -> list[dict]:
         rows = []
         for name in names:
             for lr in (float(v) for v in args.lr_sweep.split(",")):
-                rows.append(run(recipe, name, lr, args, f"{args.out}/sweep/{name}_lr{lr:g}", samples=4))
+                try:
+                    rows.append(run(recipe, name, lr, args, f"{args.out}/sweep/{name}_lr{lr:g}", samples=4))
+                except TrainingError as e:  # a diverging learning rate is a result of the sweep, not a crash
+                    print(f"{name} at lr {lr:g}: {e}", flush=True)
+                    rows.append({"model": name, "lr": lr, "valid_nll_nats": math.inf})
                 print(sweep_table(rows), flush=True)
         text = budget + "Validation NLL (nats/image, 400 images of the training split), best per model in bold:\n\n" + sweep_table(rows)
         print(text)
@@ -187,8 +198,6 @@ def main(argv=None) -> list[dict]:
         shutil.copy(curves, RECIPE / f"curves{tag}.png")
         (RECIPE / f"RESULTS{tag}.md").write_text(text)
         (RECIPE / f"results{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    if args.ship:
-        ship(rows, args.ship.split(","), Path(args.out), args)
     return rows
 
 

@@ -39,13 +39,13 @@ def test_ship_copies_the_trained_model_and_registers_it(tmp_path):
     import arsound
 
     out = tmp_path / "zoo"
-    rows = image_zoo.main(["--models", "made", "--steps", "2", "--batch", "8", "--size", "debug", "--data", "digits",
-                           "--out", str(out)])
+    image_zoo.main(["--models", "made", "--steps", "2", "--batch", "8", "--size", "debug", "--data", "digits",
+                    "--out", str(out)])
     dest = tmp_path / "checkpoints"
     dest.mkdir()
     (dest / "registry.json").write_text(json.dumps({"other": {"path": "other", "description": "kept"}}))
     args = argparse.Namespace(data="digits", steps=2, batch=8)
-    image_zoo.ship(rows, ["made"], out, args, dest=dest)
+    image_zoo.ship(["made"], out, args, dest=dest)
     registry = json.loads((dest / "registry.json").read_text())
     assert set(registry) == {"other", "made-digits"} and "test NLL" in registry["made-digits"]["description"]
     card = (dest / "made-digits" / "README.md").read_text()
