@@ -14,10 +14,12 @@ Contract (``../shared/DESIGN.md`` section 2):
 - ``loss(batch) -> (loss, metrics)``: all the Trainer knows about a model.
 
 The generic :meth:`ARModel.sample` is the *naive* sampler: one full forward pass per element. Models
-with a cached fast path override :meth:`sample` and are tested against this one.
+with a cached fast path override :meth:`sample`, build the same :class:`Canvas` (so they draw the same
+values from the same uniforms) and are tested against this one.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -27,6 +29,48 @@ from tqdm.auto import tqdm
 from .metrics import LN2
 from .sampling import get_uniform
 from .streaming import streaming
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``with eval_mode(model):`` evaluation mode inside, the previous mode restored after (errors too)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+class Canvas:
+    """One sampling run: the canvas ``x[n, *event]`` (prompted positions set), the prompt mask, and the
+    uniforms of every element, pre-drawn as ``[n, D, U]`` (``U = head.num_uniforms``) unless greedy.
+
+    Every sampler, naive or cached, draws through :meth:`draw`, so given the same generator or
+    uniforms they produce the same values element by element.
+    """
+
+    def __init__(self, model: "ARModel", n: int, prompt: Tensor | None = None,
+                 generator: torch.Generator | None = None, temperature: float = 1.0, greedy: bool = False,
+                 uniforms: Tensor | None = None) -> None:
+        self.head, self.temperature, self.greedy = model.head, temperature, greedy
+        self.x, self.known = model._blank(n, prompt)
+        D = self.x[0].numel()
+        shape = (n, D, model.head.num_uniforms)
+        if uniforms is None and not greedy:
+            uniforms = get_uniform(None, shape, generator=generator, device=model.device)
+        self.uniforms = None if uniforms is None else uniforms.reshape(shape)
+        self.flat, self.known_flat = self.x.view(n, D), self.known.view(n, D)  # (n, D) views of x
+
+    def draw(self, pos: int, params: Tensor) -> Tensor:
+        """Set element ``pos`` (an index into ``x[0].flatten()``) of every example from its parameters
+        ``params[n, P]``, keeping prompted values; returns the values now there, ``[n]``."""
+        if self.greedy:
+            v = self.head.mode(params)
+        else:
+            v = self.head.sample(params, self.uniforms[:, pos], temperature=self.temperature)
+        self.flat[:, pos] = torch.where(self.known_flat[:, pos], self.flat[:, pos], v.to(self.flat.dtype))
+        return self.flat[:, pos]
 
 
 class ARModel(nn.Module):
@@ -105,26 +149,13 @@ class ARModel(nn.Module):
         greedy: take the mode of each conditional instead of sampling.
         progress: show a progress bar over the elements.
         """
-        was_training = self.training
-        self.eval()
-        x, known = self._blank(n, prompt)
-        D = x[0].numel()
-        shape = (n, D, self.head.num_uniforms)
-        if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
-        elif uniforms is not None:
-            uniforms = uniforms.reshape(shape)
-        flat, known_flat = x.view(n, D), known.view(n, D)
-        order = self.generation_order().tolist()
-        for pos in tqdm(order, desc="sampling", unit="el", disable=not progress, leave=False):
-            params = self(x, **cond).reshape(n, D, -1)[:, pos]  # (n, P)
-            if greedy:
-                v = self.head.mode(params)
-            else:
-                v = self.head.sample(params, uniforms[:, pos], temperature=temperature)
-            flat[:, pos] = torch.where(known_flat[:, pos], flat[:, pos], v.to(flat.dtype))
-        self.train(was_training)
-        return x
+        with eval_mode(self):
+            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
+            D = canvas.flat.shape[1]
+            for pos in tqdm(self.generation_order().tolist(), desc="sampling", unit="el", disable=not progress,
+                            leave=False):
+                canvas.draw(pos, self(canvas.x, **cond).reshape(n, D, -1)[:, pos])  # (n, P)
+        return canvas.x
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

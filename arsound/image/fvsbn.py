@@ -34,8 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..core.layers import MaskedLinear, made_direct_mask
-from ..core.model import ARModel
-from ..core.sampling import get_uniform
+from ..core.model import ARModel, Canvas, eval_mode
 from .common import image_head, scale_input
 from .pixelcnn import channel_minor_order
 
@@ -82,29 +81,15 @@ class IncrementalSampler(ARModel):
                progress: bool = False, cached: bool = True, **cond) -> Tensor:
         if not cached:
             return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        was_training = self.training
-        self.eval()
-        x, known = self._blank(n, prompt)
-        D = x[0].numel()
-        shape = (n, D, self.head.num_uniforms)
-        if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
-        elif uniforms is not None:
-            uniforms = uniforms.reshape(shape)
-        flat, known_flat = x.view(n, D), known.view(n, D)
         K, one_hot = self.config.levels, self.config.one_hot
-        state = self._start(n)
-        for pos in tqdm(self.generation_order().tolist(), desc="sampling", unit="el", disable=not progress,
-                        leave=False):
-            params = self._params_at(state, pos)  # (n, P)
-            if greedy:
-                v = self.head.mode(params)
-            else:
-                v = self.head.sample(params, uniforms[:, pos], temperature=temperature)
-            flat[:, pos] = torch.where(known_flat[:, pos], flat[:, pos], v.to(flat.dtype))
-            state = self._update(state, pos, element_features(flat[:, pos], K, one_hot))
-        self.train(was_training)
-        return x
+        with eval_mode(self):
+            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
+            state = self._start(n)
+            for pos in tqdm(self.generation_order().tolist(), desc="sampling", unit="el", disable=not progress,
+                            leave=False):
+                v = canvas.draw(pos, self._params_at(state, pos))  # (n,)
+                state = self._update(state, pos, element_features(v, K, one_hot))
+        return canvas.x
 
 
 @dataclass

@@ -30,8 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.layers import MaskedConv2d, gated
-from ..core.model import ARModel
-from ..core.sampling import get_uniform
+from ..core.model import ARModel, Canvas, eval_mode
 from .common import image_head, scale_input
 
 __all__ = ["PixelCNNConfig", "PixelCNN", "GatedPixelCNNConfig", "GatedPixelCNN", "channel_minor_order"]
@@ -124,26 +123,15 @@ class _CachedSampling(ARModel):
         that naive sampler (one full forward pass per element) instead of the cached one."""
         if not cached:
             return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        was_training = self.training
-        self.eval()
-        x, known = self._blank(n, prompt)
         C, H, W = self.event_shape
-        shape = (n, C * H * W, self.head.num_uniforms)
-        if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
-        if uniforms is not None:
-            uniforms = uniforms.reshape(n, C, H, W, -1)
+        with eval_mode(self):
+            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
 
-        def draw(c: int, i: int, j: int, params: Tensor) -> None:
-            if greedy:
-                v = self.head.mode(params)
-            else:
-                v = self.head.sample(params, uniforms[:, c, i, j], temperature=temperature)
-            x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v.to(x.dtype))
+            def draw(c: int, i: int, j: int, params: Tensor) -> None:
+                canvas.draw((c * H + i) * W + j, params)
 
-        self.run_cached(x, draw, progress=progress, **cond)
-        self.train(was_training)
-        return x
+            self.run_cached(canvas.x, draw, progress=progress, **cond)
+        return canvas.x
 
 
 # ---- PixelCNN -----------------------------------------------------------------------------------

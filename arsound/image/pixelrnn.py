@@ -40,8 +40,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.layers import MaskedConv2d
-from ..core.model import ARModel
-from ..core.sampling import get_uniform
+from ..core.model import ARModel, Canvas, eval_mode
 from .common import image_head, scale_input
 from .pixelcnn import channel_minor_order, round_up, to_params
 
@@ -267,31 +266,20 @@ class PixelRNN(_PixelRNNBase):
         per element instead of a full ``O(H W)`` pass; ``cached=False`` is the naive sampler."""
         if not cached:
             return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        was_training = self.training
-        self.eval()
-        x, known = self._blank(n, prompt)
         C, H, W = self.event_shape
-        shape = (n, C * H * W, self.head.num_uniforms)
-        if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
-        if uniforms is not None:
-            uniforms = uniforms.reshape(n, C, H, W, -1)
         K, r = self.config.levels, self.first.kernel_size[0] // 2
-        xp = F.pad(scale_input(x, K).to(self.first.weight.dtype), (0, 0, r, r))  # (n, C, H + 2r, W)
-        states = [lstm.zero_state(xp, W) for lstm in self.lstms]
-        for i in tqdm(range(H), desc="sampling", unit="row", disable=not progress, leave=False):
-            for j in range(W):
-                for c in range(C):
-                    params = self.row(xp, i, states)[0].view(n, C, -1, W)[:, c, :, j]  # (n, P)
-                    if greedy:
-                        v = self.head.mode(params)
-                    else:
-                        v = self.head.sample(params, uniforms[:, c, i, j], temperature=temperature)
-                    x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v.to(x.dtype))
-                    xp[:, c, i + r, j] = scale_input(x[:, c, i, j], K)
-            states = self.row(xp, i, states)[1]  # the finished row's states feed the next row
-        self.train(was_training)
-        return x
+        with eval_mode(self):
+            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
+            xp = F.pad(scale_input(canvas.x, K).to(self.first.weight.dtype), (0, 0, r, r))  # (n, C, H + 2r, W)
+            states = [lstm.zero_state(xp, W) for lstm in self.lstms]
+            for i in tqdm(range(H), desc="sampling", unit="row", disable=not progress, leave=False):
+                for j in range(W):
+                    for c in range(C):
+                        params = self.row(xp, i, states)[0].view(n, C, -1, W)[:, c, :, j]  # (n, P)
+                        v = canvas.draw((c * H + i) * W + j, params)
+                        xp[:, c, i + r, j] = scale_input(v, K)
+                states = self.row(xp, i, states)[1]  # the finished row's states feed the next row
+        return canvas.x
 
 
 class PixelRNNDiagonal(_PixelRNNBase):

@@ -35,8 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.attention import MultiHeadAttention
-from ..core.model import ARModel
-from ..core.sampling import get_uniform
+from ..core.model import ARModel, Canvas, eval_mode
 from .common import image_head
 
 __all__ = [
@@ -74,29 +73,13 @@ class StepSampler(ARModel):
         that naive sampler (one full forward pass per element) instead of the cached one."""
         if not cached:
             return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        was_training = self.training
-        self.eval()
-        x, known = self._blank(n, prompt)
-        D = x[0].numel()
-        shape = (n, D, self.head.num_uniforms)
-        if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=self.device)
-        elif uniforms is not None:
-            uniforms = uniforms.reshape(shape)
-        flat, known_flat = x.view(n, D), known.view(n, D)
-        prev = flat.new_zeros(n)
-        with self.streaming():
+        with eval_mode(self), self.streaming():
+            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
+            prev = canvas.flat.new_zeros(n)
             order = self.generation_order().tolist()
             for s, pos in enumerate(tqdm(order, desc="sampling", unit="el", disable=not progress, leave=False)):
-                params = self.step(prev, s)  # (n, P)
-                if greedy:
-                    v = self.head.mode(params)
-                else:
-                    v = self.head.sample(params, uniforms[:, pos], temperature=temperature)
-                flat[:, pos] = torch.where(known_flat[:, pos], flat[:, pos], v.to(flat.dtype))
-                prev = flat[:, pos]
-        self.train(was_training)
-        return x
+                prev = canvas.draw(pos, self.step(prev, s))  # step: (n,) -> (n, P)
+        return canvas.x
 
 
 @dataclass
