@@ -79,12 +79,16 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    lows, finals = [], []
     for name, run_dir in runs.items():
         steps, nll = valid_curve(run_dir)
         ax.plot(steps, nll, marker="o", ms=3, label=name)
+        lows.append(min(nll))
+        finals.append(nll[-1])
+    # linear scale; the first evals of slow starters can sit above the top, the end of every curve is shown
+    ax.set_ylim(0.95 * min(lows), 1.3 * max(finals))
     ax.set(xlabel="training step", ylabel="validation NLL (nats/image, EMA weights)", title=title)
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
