@@ -80,9 +80,9 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lows, finals = [], []
-    for name, run_dir in runs.items():
+    for i, (name, run_dir) in enumerate(runs.items()):
         steps, nll = valid_curve(run_dir)
-        ax.plot(steps, nll, marker="o", ms=3, label=name)
+        ax.plot(steps, nll, marker="o", ms=3, label=name, color=f"C{i % 10}", ls="-" if i < 10 else "--")
         lows.append(min(nll))
         finals.append(nll[-1])
     # linear scale; the first evals of slow starters can sit above the top, the end of every curve is shown
