@@ -450,6 +450,8 @@ class Trainer:
                     fn(self)
             if self.is_main:
                 self.export()
+            if self.world > 1:  # finish together: no rank tears the process group down under another
+                dist.barrier()
         finally:
             bar.close()
             if log is not None:
