@@ -202,10 +202,14 @@ def train_vqvae(cfg, recipe: str) -> dict:
                     f"l{l} perplexity {rep[f'l{l}_perplexity']:.1f} usage {100 * rep[f'l{l}_usage']:.1f}% used "
                     f"{rep[f'l{l}_used']} dead {rep[f'l{l}_dead']}" for l in range(model.levels)), flush=True)
         if rows and tr.is_main:
-            with open(out / "health.jsonl", "a") as f:
+            with open(health_file, "a") as f:
                 for r in rows:
                     f.write(json.dumps(r) + "\n")
 
+    health_file = out / "health.jsonl"
+    if trainer.is_main and health_file.is_file():                          # rows past the resumed step: drop
+        keep = [r for r in health_file.read_text().splitlines() if trainer.resumed and json.loads(r)["step"] <= trainer.step]
+        health_file.write_text("".join(r + "\n" for r in keep))
     trainer.add_callback("on_step_end", log_health)
     t0 = time.perf_counter()
     trainer.fit()
