@@ -2,6 +2,7 @@
 
     python benchmarks/vqvae_chunking.py [--model vqvae-chorales | DIR | small] [--minutes 10] [--chunk-seconds 10]
                                         [--threads 1] [--decode-seconds 60] [--skip-whole]
+    arsound bench vqvae [same options]
 
 Encoding: a ``--minutes`` long 16 kHz test file (synthetic chords with vibrato and noise, written to a
 temporary folder) is encoded by a fresh subprocess per mode:
@@ -93,7 +94,7 @@ def synth(path: Path, minutes: float, sr: int = 16000) -> None:
             f.write((x * (0.6 + 0.4 * np.sin(np.pi * (t - s))) + 0.005 * rng.standard_normal(sr)).astype(np.float32))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", help="checkpoint folder / registry name, or a preset (small)")
     p.add_argument("--minutes", type=float, default=10.0)
@@ -105,9 +106,10 @@ def main() -> None:
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--wav", help=argparse.SUPPRESS)
     p.add_argument("--codes-out", help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
-        return child(args)
+        child(args)
+        return 0
 
     import torch
 
@@ -164,7 +166,8 @@ def main() -> None:
     print(f"| chunked, context {model.decoder_margin(0)} codes + crossfade {model.hops[0]} samples | "
           f"{(y - whole).abs().max():.2e} | {seam_jump(y, st.seams):.3f} |")
     print(f"| naive (no context, no crossfade) | {(naive - whole).abs().max():.2e} | {seam_jump(naive, ns.seams):.3f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
