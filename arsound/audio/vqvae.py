@@ -359,12 +359,12 @@ def decode_chunked(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, ma
                    crossfade: int | None = None, progress: bool = False) -> tuple[Tensor, DecodeStats]:
     """Waveform ``Tensor[T_l * hop]`` of ``codes : LongTensor[T_l]`` at ``level``, decoded in windows of
     ``chunk`` codes with ``margin`` codes of context on each side (default the decoder's receptive field)
-    and a linear crossfade of ``crossfade`` samples (default ``hop``, at most ``2 margin hop``) at each
-    seam. Memory: one window of activations plus the output."""
+    and a linear crossfade of ``crossfade`` samples (default ``hop``; at most ``2 margin hop`` and one
+    window) centred on each seam. Memory: one window of activations plus the output."""
     hop = model.hops[level]
     margin = model.decoder_margin(level) if margin is None else margin
     X = hop if crossfade is None else crossfade
-    X = min(X, 2 * margin * hop)
+    X = min(X, 2 * margin * hop, chunk * hop)
     X -= X % 2
     n = codes.shape[-1]
     T = n * hop

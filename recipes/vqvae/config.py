@@ -21,7 +21,7 @@ class Config:
     model: VQVAEConfig = field(default_factory=lambda: VQVAEConfig.from_preset("small"))
     data: VQData = field(default_factory=VQData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=5000, batch_size=8, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0, eval_every=500,
+        steps=6000, batch_size=8, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0, eval_every=500,
         eval_batches=20, ckpt_every=50, ema_decay=0.99, log_every=25, amp="off", out_dir="runs/vqvae"))
     eval: VQEval = field(default_factory=lambda: VQEval(batches=40))
 
