@@ -302,6 +302,26 @@ def si_sdr(ref: Tensor, est: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 # ---- chunked encode / decode ------------------------------------------------------------------------
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere). Without it, glibc
+    keeps the fragmented arena of every window's activations and the resident set grows with the file
+    length (measured: 1.3 GB instead of 0.3 GB for 10 minutes), although nothing is retained."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
 def _blocks_of(wav: Tensor, block: int, step: int) -> Iterator[Tensor]:
     """``wav[T]`` in blocks of ``block`` samples starting every ``step`` (like ``io.iter_chunks``)."""
     start = 0
@@ -341,7 +361,9 @@ def encode_chunked(model: VQVAE, blocks: Iterable, length: int, chunk: int, marg
         if keep_lo < keep_hi:
             codes = model.encode(b.clamp(-1, 1).unsqueeze(0))              # pads the block to a multiple of H
             for l, h in enumerate(model.hops):
-                parts[l].append(codes[l][0, (keep_lo - start) // h:(keep_hi - start) // h].cpu())
+                parts[l].append(codes[l][0, (keep_lo - start) // h:(keep_hi - start) // h].clone().cpu())
+            del codes
+            _trim_heap()
         bar.update(1)
         if at_end:
             break
@@ -384,6 +406,8 @@ def decode_chunked(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, ma
         if i < windows - 1 and X:
             w[-X:] = 1 - (torch.arange(X) + 0.5) / X
         out[a:b] += w * y[a - lo * hop:b - lo * hop]
+        del y
+        _trim_heap()
     return out, DecodeStats(seams=seams)
 
 
