@@ -206,6 +206,9 @@ for step in range(4):
     part = z.chunk(world)[rank]
     vq(part)
 torch.save({k: v.clone() for k, v in vq.state_dict().items()}, f"{out}/rank{rank}_w{world}.pt")
+if world > 1:
+    dist.barrier()
+    dist.destroy_process_group()   # a gloo group left to interpreter exit can abort the process
 """
 
 
