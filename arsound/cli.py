@@ -5,6 +5,7 @@
     arsound sample --model WAVENET [--seconds S] [--speaker ID] [--cond mel.npy] --out out.wav
     arsound bench wavenet [--quick] [--device cpu]
     arsound vocode in.wav -o out.wav [--model NAME]   |   arsound vocode --mel mel.npy -o out.wav
+    arsound encode in.wav -o codes.npz [--model NAME_OR_DIR]   |   arsound decode codes.npz -o out.wav [--level L]
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
     arsound eval --anomaly --model DIR_OR_NAME [--holdout C] [--out DIR]
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .audio.vocoder import add_vocode_parser
+from .audio.vqvae import add_decode_parser, add_encode_parser
 from .audio.cli_helpers import add_audio_sample_args, add_bench_parser, cmd_sample_audio, is_audio_model
 from .core.checkpoint import CheckpointError
 from .core.config import apply_overrides
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_eval_parser(sub)
     add_vocode_parser(sub)
+    add_encode_parser(sub)
+    add_decode_parser(sub)
     return p
 
 

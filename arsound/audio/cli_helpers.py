@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-BENCHMARKS = {"wavenet": "wavenet_generation.py", "image_zoo": "image_zoo.py"}
+BENCHMARKS = {"wavenet": "wavenet_generation.py", "image_zoo": "image_zoo.py", "vqvae": "vqvae_chunking.py"}
 
 
 def is_audio_model(model) -> bool:
