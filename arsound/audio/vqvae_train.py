@@ -22,16 +22,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..core.checkpoint import save_pretrained
+from ..core.model import eval_mode
 from ..core.quantize import histogram_health
 from ..core.train import Trainer
 from ..data.audio import AudioDataset
-from .vocoder import _write_json, hardware, log_spectral_distance, mr_stft_distance
+from .vocoder import _write_json, crop_with_context, hardware, log_spectral_distance, mr_stft_distance
 from .vqvae import VQVAE, decode_chunked, encode_chunked, si_sdr, _blocks_of
 
 
@@ -74,10 +74,7 @@ class ClipDataset(Dataset):
         if self.random_offset:
             start += int(torch.randint(self.segment, (1,)))
         start = max(0, min(start, e["samples"] - self.segment))
-        x, _ = sf.read(str(self.base.base / e["path"]), start=start, stop=start + self.segment, dtype="float32",
-                       always_2d=True)
-        wav = torch.from_numpy(np.ascontiguousarray(x.mean(axis=1)))
-        return torch.nn.functional.pad(wav, (0, self.segment - len(wav))).clamp_(-1, 1)
+        return crop_with_context(self.base.base / e["path"], start, self.segment, 0, e["samples"])  # zeros past the end
 
 
 def collate_wavs(items: list[Tensor]) -> Tensor:
@@ -89,17 +86,15 @@ def codebook_report(model: VQVAE, data, batch_size: int, max_batches: int = 0) -
     """Codebook health per level over ``data`` (eval mode, nothing updated): ``l{l}_perplexity``,
     ``l{l}_usage`` (entropy / log2 K of the aggregated histogram), ``l{l}_used``, ``l{l}_unused``, plus the
     training-side ``l{l}_dead`` (EMA count below threshold), ``l{l}_restarts`` and ``l{l}_used_epoch``."""
-    was = model.training
-    model.eval()
     K = model.config.quantizer.num_codes
-    counts = [torch.zeros(K) for _ in model.hops]
-    n = math.ceil(len(data) / batch_size)
-    n = min(n, max_batches) if max_batches else n
-    for b in range(n):
-        x = torch.stack([data[i] for i in range(b * batch_size, min(len(data), (b + 1) * batch_size))])
-        for l, c in enumerate(model.encode(x)):
-            counts[l] += torch.bincount(c.flatten().cpu(), minlength=K).float()
-    model.train(was)
+    with eval_mode(model):
+        counts = [torch.zeros(K) for _ in model.hops]
+        n = math.ceil(len(data) / batch_size)
+        n = min(n, max_batches) if max_batches else n
+        for b in range(n):
+            x = torch.stack([data[i] for i in range(b * batch_size, min(len(data), (b + 1) * batch_size))])
+            for l, c in enumerate(model.encode(x)):
+                counts[l] += torch.bincount(c.flatten().cpu(), minlength=K).float()
     out = {}
     for l, (c, vq) in enumerate(zip(counts, model.quantizers)):
         perplexity, usage = histogram_health(c)
@@ -121,8 +116,7 @@ def heldout_files(data: VQData, split: str, seconds: float, files: int = 0) -> t
         e = ds.items[i]
         T = min(e["samples"], int(seconds * ds.sample_rate))
         start = (e["samples"] - T) // 2
-        x, _ = sf.read(str(ds.base / e["path"]), start=start, stop=start + T, dtype="float32", always_2d=True)
-        wavs.append(torch.from_numpy(np.ascontiguousarray(x.mean(axis=1))).clamp_(-1, 1))
+        wavs.append(crop_with_context(ds.base / e["path"], start, T, 0, e["samples"]))
         ids.append(e["id"])
     return wavs, ids, ds.sample_rate
 
