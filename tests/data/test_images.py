@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from arsound.cli import main as cli
-from arsound.data.images import IMAGE_DATASETS, load_images, prepare_images
+from arsound.data.images import IMAGE_DATASETS, load_images
+from arsound.data.prepare import prepare_images
 
 
 def _digest(t: torch.Tensor) -> str:
