@@ -19,6 +19,28 @@ import torch
 from torch import nn
 
 
+def preemphasis(x: torch.Tensor, coef: float) -> torch.Tensor:
+    """``y[t] = x[t] - coef * x[t - 1]`` along the last dim, with ``x[-1] = 0`` (first-order high-pass).
+
+    Equals ``librosa.effects.preemphasis(x, coef=coef, zi=0)``; torch, so it runs on any device. A vocoder
+    that models ``y`` and de-emphasizes its output (LPCNet, Valin & Skoglund 2019) moves its white sampling
+    and quantization noise under the low-pass ``1 / (1 - coef z^-1)``, where speech and music keep their energy.
+    """
+    return x - coef * torch.nn.functional.pad(x, (1, 0))[..., :-1] if coef else x
+
+
+def deemphasis(y: torch.Tensor, coef: float) -> torch.Tensor:
+    """Inverse of :func:`preemphasis`: ``x[t] = y[t] + coef * x[t - 1]``, ``x[-1] = 0``, along the last dim
+    (``librosa.effects.deemphasis(y, coef=coef, zi=0)``, an IIR filter run by scipy on the CPU in float64)."""
+    if not coef:
+        return y
+    import librosa
+
+    z = y.detach().double().cpu().numpy()
+    x = librosa.effects.deemphasis(z, coef=coef, zi=np.zeros(z.shape[:-1] + (1,)))
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device=y.device, dtype=y.dtype)
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
     """librosa's Slaney-style (area-normalized) mel filter bank, ``Tensor[M, K]`` float32."""
     import librosa  # cheap: filters.mel is plain numpy, no numba compilation

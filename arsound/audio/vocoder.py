@@ -72,6 +72,7 @@ class VocoderModel:
     gate_channels: int = 64
     skip_channels: int = 64
     upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
+    preemphasis: float = 0.0           # 0.85: model x[t] - 0.85 x[t-1], noise shaped under the spectrum (LPCNet)
 
 
 @dataclass
@@ -87,7 +88,9 @@ class VocoderEval:
     clips: int = 3                     # held-out clips resynthesized at every eval
     seconds: float = 1.0               # per clip (cut to whole frames)
     griffin_lim_iters: int = 32
-    temperature: float = 1.0
+    temperature: float = 1.0           # periodic evals; the final report's unless temperatures is set
+    temperatures: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2)  # final report: lowest LSD on valid clips
+    select_clips: int = 6
     final_split: str = "test"          # split of the final report (periodic evals use valid)
 
 
@@ -145,7 +148,8 @@ class VocoderDataset(Dataset):
         wav = crop_with_context(self.base.base / e["path"], pick * self.hop, self.segment, self.pad, e["samples"])
         with torch.no_grad():
             c = normalize_mel(self.mel(wav))[:, :self.segment // self.hop]   # (M, k)
-        item = {"x": self.encode(wav[self.pad:self.pad + self.segment]), "c": c}
+        # one sample of context, so a pre-emphasized model's first target sees its true predecessor
+        item = {"x": self.encode(wav[self.pad - 1:self.pad + self.segment])[1:], "c": c}
         if self.with_label:
             item["g"] = torch.tensor(self.base._index[e["labels"][self.base.label]], dtype=torch.long)
         return item
@@ -357,42 +361,78 @@ def train_vocoder(cfg, recipe: str) -> dict:
     train_s = time.perf_counter() - t0
     if not trainer.is_main:
         return {}
-    final = trainer.eval_model.eval()
-    # final report on the held-out split: NLL (bits/sample) over middle crops + resynthesis vs Griffin-Lim
+    return report_vocoder(trainer.eval_model.eval(), cfg, recipe, settings, card, steps=trainer.step,
+                          train_s=train_s)
+
+
+def choose_temperature(model, cfg, settings: dict) -> tuple[float, list[dict]]:
+    """The sampling temperature of ``cfg.eval.temperatures`` with the lowest LSD on ``cfg.eval.select_clips``
+    *valid* clips (never the test split): ``(T, [{"temperature", "lsd_db", "mrstft"}, ...])``. Without a
+    sweep: ``(cfg.eval.temperature, [])``."""
+    ev = cfg.eval
+    if not ev.temperatures:
+        return ev.temperature, []
+    clips, labels, _ = heldout_clips(cfg.data, "valid", ev.select_clips, ev.seconds, cfg.mel.hop)
+    rows = []
+    for T in ev.temperatures:
+        y = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, settings=settings,
+                   temperature=T, seed=cfg.train.seed, progress=False)
+        rows.append({"temperature": T, "lsd_db": log_spectral_distance(clips, y).mean().item(),
+                     "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
+    return min(rows, key=lambda r: r["lsd_db"])["temperature"], rows
+
+
+def report_vocoder(final, cfg, recipe: str, settings: dict, card: dict, *, steps: int, train_s: float) -> dict:
+    """Final report of a trained vocoder: pick the temperature on valid clips (:func:`choose_temperature`),
+    then on ``cfg.eval.final_split`` the NLL (bits/sample, middle crops) and resynthesis vs Griffin-Lim; writes
+    ``out_dir/results.json``, ``out_dir/examples/`` and ``out_dir/model`` (weights, ``vocoder.json`` with the
+    chosen temperature, model card)."""
+    from ..core.checkpoint import save_pretrained
+    from .io import save_audio
+
+    data, mel, ev, out = cfg.data, cfg.mel, cfg.eval, Path(cfg.train.out_dir)
+    num_speakers = final.config.num_speakers
+    temperature, sweep = choose_temperature(final, cfg, settings)
+    settings = {**settings, "temperature": temperature}
     test = VocoderDataset(data, ev.final_split, mel, final.encode, num_speakers > 0)
     nll = evaluate(final, test, batch_size=cfg.train.batch_size)
     clips_t, labels_t, ids = heldout_clips(data, ev.final_split, ev.clips, ev.seconds, mel.hop)
-    rep, audio = resynthesis_report(final, clips_t, labels_t, settings, ev.griffin_lim_iters, ev.temperature,
+    rep, audio = resynthesis_report(final, clips_t, labels_t, settings, ev.griffin_lim_iters, temperature,
                                     seed=cfg.train.seed, progress=cfg.train.progress)
     result = {"recipe": recipe, "data": asdict(data), "head": cfg.model.head, "bits": cfg.model.bits,
-              "params": final.num_parameters(), "receptive_field": final.receptive_field, "steps": trainer.step,
+              "preemphasis": final.config.preemphasis,
+              "params": final.num_parameters(), "receptive_field": final.receptive_field, "steps": steps,
               "train_s": round(train_s, 1), "hardware": hardware(), "split": ev.final_split, "clips": ids,
               "nll_bits_per_sample": bits_per_sample(nll["nll"], test.segment),
               "nll_nats_per_sample": nll["loss"], "model": rep["model"], "griffin_lim": rep["griffin_lim"],
-              "griffin_lim_iters": ev.griffin_lim_iters, "temperature": ev.temperature,
+              "griffin_lim_iters": ev.griffin_lim_iters, "temperature": temperature, "temperature_sweep_valid": sweep,
               "beats_griffin_lim_lsd": rep["model"]["lsd_db"] < rep["griffin_lim"]["lsd_db"]}
     out.mkdir(parents=True, exist_ok=True)
     for j in range(len(ids)):
         save_audio(out / "examples" / f"{j}_original.wav", clips_t[j], final.config.sample_rate)
         save_audio(out / "examples" / f"{j}_wavenet.wav", audio["model"][j], final.config.sample_rate)
         save_audio(out / "examples" / f"{j}_griffin_lim.wav", audio["griffin_lim"][j], final.config.sample_rate)
-    card.update({"steps": trainer.step, "training time": f"{train_s / 60:.1f} min",
-                 "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "ema_decay": cfg.train.ema_decay,
-                 f"{ev.final_split} NLL": f"{result['nll_bits_per_sample']:.3f} bits/sample",
-                 f"{ev.final_split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / final.config.sample_rate:.2f} s)":
-                     f"WaveNet LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
-                     f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
-                     f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
-                 "mel": settings["mel"], "classes": settings["classes"],
-                 "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"})
-    from ..core.checkpoint import save_pretrained
-
+    tried = ", ".join(f"{r['temperature']:g}: {r['lsd_db']:.2f} dB" for r in sweep)
+    chosen = (f"temperature {temperature:g}, the lowest LSD on {ev.select_clips} valid clips of {tried}" if sweep
+              else f"temperature {temperature:g}")
+    card = {**card, "steps": steps, "training time": f"{train_s / 60:.1f} min",
+            "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "ema_decay": cfg.train.ema_decay,
+            "pre-emphasis": final.config.preemphasis,
+            f"{ev.final_split} NLL": f"{result['nll_bits_per_sample']:.3f} bits/sample"
+            + (" (of the pre-emphasized signal)" if final.config.preemphasis else ""),
+            "sampling": chosen,
+            f"{ev.final_split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / final.config.sample_rate:.2f} s)":
+                f"WaveNet LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
+                f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
+                f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
+            "mel": settings["mel"], "classes": settings["classes"],
+            "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
     folder = save_pretrained(final, out / "model", card=card)  # replaces the Trainer's export, richer card
     _write_json(folder / SETTINGS_FILE, settings)
     _write_json(out / "results.json", result)
     print(f"{recipe} on {data.name}: {ev.final_split} NLL {result['nll_bits_per_sample']:.3f} bits/sample; LSD "
-          f"{rep['model']['lsd_db']:.2f} dB vs Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f} dB; MR-STFT "
-          f"{rep['model']['mrstft']:.3f} vs {rep['griffin_lim']['mrstft']:.3f}; model in {folder}")
+          f"{rep['model']['lsd_db']:.2f} dB vs Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f} dB at T = {temperature:g}; "
+          f"MR-STFT {rep['model']['mrstft']:.3f} vs {rep['griffin_lim']['mrstft']:.3f}; model in {folder}")
     return result
 
 
@@ -410,7 +450,8 @@ def add_vocode_parser(subparsers):
     v.add_argument("-o", "--out", required=True, help="output audio file (.wav / .flac / .ogg)")
     v.add_argument("--model", default=DEFAULT_MODEL, help=f"vocoder folder or registry name (default {DEFAULT_MODEL})")
     v.add_argument("--speaker", help="speaker / instrument (id or name) for multi-speaker vocoders (default 0)")
-    v.add_argument("--temperature", type=float, default=1.0)
+    v.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: the one the model's recipe chose on valid clips, else 1)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="cpu")
     v.set_defaults(func=cmd_vocode)
@@ -438,12 +479,13 @@ def cmd_vocode(args, extra: list[str]) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in SAVE_FORMATS:
         raise ValueError(f"output '{out}' must end in one of {sorted(SAVE_FORMATS)}")
-    if args.temperature <= 0:
+    if args.temperature is not None and args.temperature <= 0:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
     folder = resolve(args.model)
     model = load(folder, device=args.device)
     check_vocoder(model)
     settings = vocoder_settings(model, folder)
+    temperature = settings.get("temperature", 1.0) if args.temperature is None else args.temperature
     cfg = model.config
     if cfg.num_speakers == 0 and args.speaker is not None:
         raise ValueError(f"vocoder '{args.model}' has no speakers/instruments; drop --speaker")
@@ -463,11 +505,11 @@ def cmd_vocode(args, extra: list[str]) -> int:
             raise ValueError(f"mel '{path}' has shape {tuple(mel.shape)}; expected [{cfg.cond_channels}, frames]")
         if not torch.isfinite(mel).all():
             raise ValueError(f"mel '{path}' contains NaN/Inf values")
-        y = vocode(model, mel=mel, g=g, settings=settings, temperature=args.temperature, seed=args.seed)
+        y = vocode(model, mel=mel, g=g, settings=settings, temperature=temperature, seed=args.seed)
     else:
         hop = settings["mel"]["hop"]
         wav, _ = load_audio(args.input, sr=cfg.sample_rate, min_seconds=2 * hop / cfg.sample_rate, as_tensor=True)
-        y = vocode(model, wav=wav.clamp(-1, 1), g=g, settings=settings, temperature=args.temperature, seed=args.seed)
+        y = vocode(model, wav=wav.clamp(-1, 1), g=g, settings=settings, temperature=temperature, seed=args.seed)
     save_audio(out, y, cfg.sample_rate)
     print(f"wrote {y.shape[-1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz to {out}")
     return 0
@@ -475,4 +517,5 @@ def cmd_vocode(args, extra: list[str]) -> int:
 
 __all__ = ["MelSpec", "VocoderModel", "VocoderData", "VocoderEval", "VocoderDataset", "heldout_clips",
            "log_spectral_distance", "mr_stft_distance", "vocode", "resynthesis_report", "train_vocoder",
+           "choose_temperature", "report_vocoder",
            "add_vocode_parser", "cmd_vocode", "normalize_mel", "build_vocoder"]

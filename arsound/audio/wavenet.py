@@ -13,7 +13,9 @@ Output heads (``core.distributions``): ``"mulaw"`` 256-way categorical over mu-l
 ``"mol"`` discretized logistic mixture over ``2^bits`` linear bins (PixelCNN++, Salimans et al. 2017;
 Parallel WaveNet, van den Oord et al. 2018), ``"gaussian"`` / ``"gmm"`` on the float waveform (ClariNet,
 Ping et al. 2019). ``model.encode(wav)`` / ``model.decode(x)`` convert between waveforms in [-1, 1] and
-the model's ``x`` (class indices for the discrete heads, the waveform itself otherwise).
+the model's ``x`` (class indices for the discrete heads, the waveform itself otherwise). With
+``preemphasis = a > 0`` the model's signal is ``x[t] - a x[t-1]`` and ``decode`` de-emphasizes (LPCNet's noise
+shaping): the white noise of sampling and of 8-bit mu-law lands under the signal's own low-pass tilt.
 
 Conditioning (paper, section 2.5): global ``g: LongTensor[B]`` (speaker / instrument id) through an
 embedding, local ``c: Tensor[B, C, F]`` (e.g. 80-band log-mel frames) through a learned upsampling network
@@ -45,6 +47,7 @@ from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel
 from ..core.sampling import get_uniform
 from ..core.streaming import StreamingModule
+from .features import deemphasis, preemphasis
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
@@ -89,6 +92,7 @@ class WaveNetConfig:
     num_speakers: int = 0
     speaker_dim: int = 16
     # data
+    preemphasis: float = 0.0                  # model y[t] = x[t] - a x[t-1] (encode), de-emphasize in decode
     sample_rate: int = 16000
     length: int = 16000                       # samples drawn by sample() without local conditioning
 
@@ -222,10 +226,14 @@ class WaveNet(ARModel, StreamingModule):
 
     def encode(self, wav: Tensor) -> Tensor:
         """Waveform in [-1, 1] ``(B, T)`` -> the model's ``x``: mu-law indices (``"mulaw"``), linear bins
-        ``round((wav + 1) / 2 * (K - 1))`` (``"mol"``) or the waveform itself. Out of range: ValueError."""
+        ``round((wav + 1) / 2 * (K - 1))`` (``"mol"``) or the waveform itself. Out of range: ValueError.
+        With ``config.preemphasis = a`` the model's signal is ``features.preemphasis(wav, a)`` clipped to
+        [-1, 1], whose first sample assumes ``wav[-1] = 0`` (pass one sample of context and drop it)."""
         if wav.is_floating_point() and wav.numel() and (wav.abs().max() > 1):
             raise ValueError(f"waveform must lie in [-1, 1], got max |x| = {wav.abs().max().item():.4f}; "
                              "normalize it first (arsound.audio.io.normalize_peak)")
+        if self.config.preemphasis:
+            wav = preemphasis(wav.float(), self.config.preemphasis).clamp_(-1, 1)
         if self.config.head == "mulaw":
             return mu_law_encode(wav, 2 ** self.config.bits - 1)
         if self.config.head == "mol":
@@ -234,12 +242,15 @@ class WaveNet(ARModel, StreamingModule):
         return wav.float()
 
     def decode(self, x: Tensor) -> Tensor:
-        """The model's ``x`` -> waveform in [-1, 1] (float32)."""
+        """The model's ``x`` -> waveform in [-1, 1] (float32), de-emphasized along the last dim if the model
+        is pre-emphasized."""
         if self.config.head == "mulaw":
-            return mu_law_decode(x, 2 ** self.config.bits - 1).float()
-        if self.config.head == "mol":
-            return (x.double() * (2.0 / (2 ** self.config.bits - 1)) - 1).float()
-        return x.float().clamp(-1, 1)
+            y = mu_law_decode(x, 2 ** self.config.bits - 1).float()
+        elif self.config.head == "mol":
+            y = (x.double() * (2.0 / (2 ** self.config.bits - 1)) - 1).float()
+        else:
+            y = x.float().clamp(-1, 1)
+        return deemphasis(y, self.config.preemphasis).clamp_(-1, 1) if self.config.preemphasis else y
 
     def silence(self) -> Tensor:
         """``x`` of the value 0.0 (padding of generated items past their length)."""

@@ -32,7 +32,8 @@ class Config:
     def debug(cls) -> "Config":
         cfg = cls(model=VocoderModel(head="mol", bits=16, num_mixtures=2, layers=2, cycles=1, kernel_size=2,
                                      residual_channels=4, gate_channels=8, skip_channels=8),
-                  data=VocoderData(segment_frames=2), eval=VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2))
+                  data=VocoderData(segment_frames=2),
+                  eval=VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2, temperatures=(1.0, 0.5), select_clips=1))
         cfg.train = TrainConfig(steps=1, batch_size=2, lr=1e-3, eval_every=1, eval_batches=1, ckpt_every=1,
                                 ema_decay=0.0, out_dir="runs/vocoder_mol_debug", progress=False)
         return cfg

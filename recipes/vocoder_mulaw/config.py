@@ -19,20 +19,21 @@ from arsound.core.train import TrainConfig
 @dataclass
 class Config:
     model: VocoderModel = field(default_factory=lambda: VocoderModel(
-        head="mulaw", bits=8, layers=12, cycles=2, kernel_size=3, residual_channels=32, gate_channels=64,
-        skip_channels=64))
+        head="mulaw", bits=8, layers=12, cycles=2, kernel_size=3, residual_channels=48, gate_channels=96,
+        skip_channels=96, preemphasis=0.85))
     data: VocoderData = field(default_factory=VocoderData)
     mel: MelSpec = field(default_factory=MelSpec)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1500, batch_size=8, lr=2e-3, warmup_steps=50, eval_every=500, eval_batches=4, ckpt_every=100,
-        ema_decay=0.995, log_every=25, out_dir="runs/vocoder_mulaw"))
+        steps=4000, batch_size=8, lr=2e-3, warmup_steps=50, eval_every=1000, eval_batches=4, ckpt_every=100,
+        ema_decay=0.998, log_every=25, out_dir="runs/vocoder_mulaw"))
     eval: VocoderEval = field(default_factory=VocoderEval)
 
     @classmethod
     def debug(cls) -> "Config":
         cfg = cls(model=VocoderModel(head="mulaw", bits=8, layers=2, cycles=1, kernel_size=2, residual_channels=4,
-                                     gate_channels=8, skip_channels=8),
-                  data=VocoderData(segment_frames=2), eval=VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2))
+                                     gate_channels=8, skip_channels=8, preemphasis=0.85),
+                  data=VocoderData(segment_frames=2),
+                  eval=VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2, temperatures=(1.0, 0.5), select_clips=1))
         cfg.train = TrainConfig(steps=1, batch_size=2, lr=1e-3, eval_every=1, eval_batches=1, ckpt_every=1,
                                 ema_decay=0.0, out_dir="runs/vocoder_mulaw_debug", progress=False)
         return cfg

@@ -9,6 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from arsound.audio.features import preemphasis
+
 from arsound.audio.vocoder import (SETTINGS_FILE, MelSpec, VocoderData, VocoderDataset, VocoderModel,
                                    add_vocode_parser, build_vocoder, log_spectral_distance, mel_module,
                                    mr_stft_distance, normalize_mel, vocode)
@@ -69,6 +71,11 @@ def test_recipe_debug_one_step(recipe, data, data_root, tmp_path):
     assert model.config.head == ("mulaw" if recipe == "vocoder_mulaw" else "mol")
     settings = json.loads((folder / SETTINGS_FILE).read_text())
     assert settings["mel"]["hop"] == model.config.hop_length == 256
+    # the temperature was chosen on valid clips among the debug sweep, and vocode uses it by default
+    assert [r["temperature"] for r in result["temperature_sweep_valid"]] == [1.0, 0.5]
+    assert settings["temperature"] == result["temperature"] == min(
+        result["temperature_sweep_valid"], key=lambda r: r["lsd_db"])["temperature"]
+    assert model.config.preemphasis == (0.85 if recipe == "vocoder_mulaw" else 0.0)
     assert "NLL" in (folder / "README.md").read_text()
     assert (tmp_path / "run" / "examples" / "0_wavenet.wav").is_file()
 
@@ -87,6 +94,10 @@ def test_crop_mel_equals_whole_clip_frames(data_root):
     torch.testing.assert_close(item["c"], whole[:, pick:pick + 4], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(item["x"], wav[pick * mel.hop:(pick + 4) * mel.hop])
     assert item["g"].item() == 0
+    # a pre-emphasized target sees its true predecessor: the crop's x equals the whole file's, sliced
+    pre = VocoderDataset(VocoderData(name="chorales", root=str(data_root), segment_frames=4), "valid", mel,
+                         lambda w: preemphasis(w, 0.85), with_label=True)[0]
+    torch.testing.assert_close(pre["x"], preemphasis(wav, 0.85)[pick * mel.hop:(pick + 4) * mel.hop])
 
 
 # ---- metrics ----------------------------------------------------------------------------------------
