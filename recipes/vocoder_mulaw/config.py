@@ -21,7 +21,7 @@ class Config:
     model: VocoderModel = field(default_factory=lambda: VocoderModel(
         head="mulaw", bits=8, layers=12, cycles=2, kernel_size=3, residual_channels=48, gate_channels=96,
         skip_channels=96, preemphasis=0.85))
-    data: VocoderData = field(default_factory=VocoderData)
+    data: VocoderData = field(default_factory=lambda: VocoderData(segment_frames=8))
     mel: MelSpec = field(default_factory=MelSpec)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=4000, batch_size=8, lr=2e-3, warmup_steps=50, eval_every=1000, eval_batches=4, ckpt_every=100,
