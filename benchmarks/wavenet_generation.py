@@ -15,6 +15,8 @@ Measured, all while sampling at temperature 1:
     sample at steady state (the window is full, as it is after the first ``rf`` samples), timed with 1
     thread and with ``--threads`` and the faster kept. The cached loop runs single-threaded on CPU up
     to batch 64 (``wavenet_fast.SINGLE_THREAD_MAX_BATCH``), whatever ``--threads`` says.
+  - on CUDA with triton installed, mu-law presets: the fused one-kernel generator (``wavenet_triton.py``)
+    at every batch size, beside the cached loop ("not run" elsewhere: on the CPU it only interprets).
   - cached time per sample at batch 1 vs generated length (1k, 4k, 16k): it must stay flat.
 Timings are the best of ``--repeats`` runs after a warm-up; the header names device, CPU, threads and
 the load average, since other processes on the machine change the numbers.
@@ -93,12 +95,22 @@ def naive_seconds_per_step(model: WaveNet, batch: int, steps: int, repeats: int)
 
 
 @torch.no_grad()
-def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int) -> float:
-    """Seconds to generate ``batch`` streams of ``length`` samples on the cached path."""
+def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int, method: str = "cached") -> float:
+    """Seconds to generate ``batch`` streams of ``length`` samples on the cached (or fused Triton) path."""
     dev = model.device
     gen = torch.Generator(device=dev).manual_seed(0)
-    model.generate(batch, length=min(length, 64), generator=gen)  # warm-up
-    return best_of(lambda: model.generate(batch, length=length, generator=gen), repeats, dev)
+    model.generate(batch, length=min(length, 64), generator=gen, method=method)  # warm-up (and Triton's compile)
+    return best_of(lambda: model.generate(batch, length=length, generator=gen, method=method), repeats, dev)
+
+
+def use_triton(model: WaveNet, device: torch.device, flag: str) -> bool:
+    """Time the fused Triton kernel too? ``auto``: on CUDA, for mu-law heads, when triton imports."""
+    from arsound.audio import wavenet_triton
+
+    ok = device.type == "cuda" and model.config.head == "mulaw" and wavenet_triton.available()
+    if flag == "on" and not ok:
+        raise ValueError("--triton on needs a CUDA device, a mu-law preset and the triton package")
+    return ok and flag != "off"
 
 
 def header(device: torch.device) -> str:
@@ -115,7 +127,8 @@ def run(args) -> list[str]:
     gen_len = 1000 if args.quick else 4000
     lines = [f"# WaveNet generation ({'quick' if args.quick else 'full'} run)", "", header(device), ""]
     lines += ["| preset | rf | batch | naive per stream, samples/s (threads) | cached per stream (samples/s) | "
-              "cached aggregate (samples/s) | cached / naive |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "cached aggregate (samples/s) | cached / naive | fused Triton aggregate (samples/s) | Triton / cached |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sweeps = []
     for preset in args.presets.split(","):
         model = build(preset, device)
@@ -125,8 +138,12 @@ def run(args) -> list[str]:
             naive, naive_threads = naive_seconds_per_step(model, B, steps, min(args.repeats, 2))
             n = max(200, gen_len // (4 if B >= 32 else 1))
             cached = cached_seconds(model, B, n, args.repeats) / n
+            fused = "not run | -"
+            if use_triton(model, device, args.triton):
+                tri = cached_seconds(model, B, n, args.repeats, method="triton") / n
+                fused = f"{B / tri:,.0f} | {cached / tri:,.2f}x"
             lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / cached:,.0f} | "
-                         f"{B / cached:,.0f} | {naive / cached:,.0f}x |")
+                         f"{B / cached:,.0f} | {naive / cached:,.0f}x | {fused} |")
             print(lines[-1], flush=True)
         best = {T: float("inf") for T in lengths}
         for _ in range(args.repeats):  # lengths interleaved, so a busy moment does not hit one length only
@@ -150,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None,
                    help="timed runs per measurement, the best is kept (default 3; 1 with --quick)")
     p.add_argument("--markdown", help="also write the tables to this markdown file")
+    p.add_argument("--triton", choices=("auto", "on", "off"), default="auto",
+                   help="also time the fused Triton kernel (auto: on CUDA for mu-law presets when triton imports)")
     return p
 
 

@@ -454,6 +454,9 @@ def add_vocode_parser(subparsers):
                    help="sampling temperature (default: the one the model's recipe chose on valid clips, else 1)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="cpu")
+    v.add_argument("--compare", action="store_true",
+                   help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
+                        "log-spectral and MR-STFT distances to the input")
     v.set_defaults(func=cmd_vocode)
     return v
 
@@ -479,6 +482,8 @@ def cmd_vocode(args, extra: list[str]) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in SAVE_FORMATS:
         raise ValueError(f"output '{out}' must end in one of {sorted(SAVE_FORMATS)}")
+    if args.compare and args.mel is not None:
+        raise ValueError("--compare needs an audio input (it scores the resynthesis against it), not --mel")
     if args.temperature is not None and args.temperature <= 0:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
     folder = resolve(args.model)
@@ -509,9 +514,21 @@ def cmd_vocode(args, extra: list[str]) -> int:
     else:
         hop = settings["mel"]["hop"]
         wav, _ = load_audio(args.input, sr=cfg.sample_rate, min_seconds=2 * hop / cfg.sample_rate, as_tensor=True)
-        y = vocode(model, wav=wav.clamp(-1, 1), g=g, settings=settings, temperature=temperature, seed=args.seed)
+        wav = wav.clamp(-1, 1)
+        y = vocode(model, wav=wav, g=g, settings=settings, temperature=temperature, seed=args.seed)
     save_audio(out, y, cfg.sample_rate)
     print(f"wrote {y.shape[-1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz to {out}")
+    if args.compare:
+        ms, T = settings["mel"], y.shape[-1]
+        gl = griffin_lim(mel_module(ms, cfg.sample_rate)(wav[:T]), sr=cfg.sample_rate, n_fft=ms["n_fft"],
+                         hop=ms["hop"], win=ms["n_fft"], fmin=ms["fmin"], fmax=ms["fmax"], length=T)
+        gl_out = out.with_name(f"{out.stem}_griffin_lim{out.suffix}")
+        save_audio(gl_out, gl, cfg.sample_rate)
+        print(f"{'vs the input':14s} {'LSD (dB)':>9s} {'MR-STFT':>8s}")
+        for name, z in (("WaveNet", y), ("Griffin-Lim", gl)):
+            print(f"{name:14s} {log_spectral_distance(wav[:T], z).item():9.2f} "
+                  f"{mr_stft_distance(wav[:T], z)['total'].item():8.3f}")
+        print(f"wrote the Griffin-Lim resynthesis (32 iterations, same mel) to {gl_out}")
     return 0
 
 

@@ -377,11 +377,20 @@ class WaveNet(ARModel, StreamingModule):
         generator / uniforms: randomness; pre-drawn ``uniforms[B, T_max, U]`` make two runs (or the naive
             and cached paths) draw identical samples.
         prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
-        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers) or ``"naive"``
-            (recomputes the receptive field for every sample; the reference).
+        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers), ``"naive"``
+            (recomputes the receptive field for every sample; the reference) or ``"triton"`` (one fused
+            kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt; CUDA, or Triton's
+            interpreter on the CPU for testing).
         """
-        if method not in ("auto", "cached", "naive"):
-            raise ValueError(f"unknown method '{method}'; choose auto, cached or naive")
+        if method not in ("auto", "cached", "naive", "triton"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached, naive or triton")
+        if method == "triton":
+            from . import wavenet_triton
+
+            if not wavenet_triton.available():
+                raise ValueError("method='triton' needs the triton package (pip install triton)")
+            if self.config.head != "mulaw" or prompt is not None:
+                raise ValueError("method='triton' covers the 'mulaw' head without a prompt; use method='cached'")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature} (use greedy=True for the mode)")
         self.check_cond(c, g)
@@ -403,8 +412,13 @@ class WaveNet(ARModel, StreamingModule):
         g = None if g is None else g.to(dev)
         was_training = self.training
         self.eval()
-        run = self._generate_naive if method == "naive" else self._generate_cached
-        x = run(lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
+        if method == "triton":
+            from .wavenet_triton import run_triton
+
+            x = run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
+        else:
+            run = self._generate_naive if method == "naive" else self._generate_cached
+            x = run(lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
         self.train(was_training)
         return x
 

@@ -28,7 +28,8 @@ Batches of different lengths run sorted by length (longest first): when streams 
 shrinks to its first ``n`` rows (views of the same buffers), so finished streams cost nothing.
 
 Not here: CUDA graphs / ``torch.compile`` of the step (the slot indices change every step; untested
-without a GPU). On CUDA the same eager loop runs, launch-bound at batch 1.
+without a GPU). On CUDA the same eager loop runs, launch-bound at batch 1; ``wavenet_triton.py`` is the
+one-launch-per-block alternative for mu-law heads (``generate(method="triton")``).
 """
 from __future__ import annotations
 

@@ -184,6 +184,31 @@ def test_vocode_end_to_end(tiny_vocoder, tmp_path, route):
     np.testing.assert_allclose(y_api.numpy(), y, atol=1 / 32768 + 1e-6)
 
 
+def test_vocode_uses_the_chosen_temperature_and_compares(tiny_vocoder, tmp_path, route, capsys):
+    import shutil
+
+    folder = tmp_path / "tuned"
+    shutil.copytree(tiny_vocoder, folder)
+    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    (folder / SETTINGS_FILE).write_text(json.dumps({**settings, "temperature": 0.5}))
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, tone(0.2, 440, 1), SR)
+    assert vocode_cli([str(src), "-o", str(out), "--model", str(folder), "--compare"], route) == 0
+    wav = torch.from_numpy(sf.read(src, dtype="float32")[0])
+    model = load(folder)
+    y = torch.from_numpy(sf.read(out, dtype="float32")[0])
+    for T, same in ((0.5, True), (1.0, False)):
+        ref = vocode(model, wav=wav, temperature=T, seed=0, progress=False)
+        assert torch.allclose(ref, y, atol=1 / 32768 + 1e-6) == same
+    # --compare wrote Griffin-Lim beside it and printed both distances to the input
+    gl = torch.from_numpy(sf.read(tmp_path / "out_griffin_lim.wav", dtype="float32")[0])
+    assert gl.shape == y.shape
+    lines = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    lsd = float(lines["WaveNet"][0])
+    assert lsd == pytest.approx(log_spectral_distance(wav[:len(y)], y).item(), abs=0.05)
+    assert float(lines["Griffin-Lim"][0]) == pytest.approx(log_spectral_distance(wav[:len(y)], gl).item(), abs=0.05)
+
+
 def _bad_inputs(tmp_path):
     not_audio = tmp_path / "text.wav"
     not_audio.write_text("hello")
@@ -199,7 +224,8 @@ def _bad_inputs(tmp_path):
     sf.write(ok, tone(0.1, 440, 3), SR)
     return {"unreadable": [str(not_audio)], "missing": [str(tmp_path / "nope.wav")], "too short": [str(short)],
             "nan audio": [str(nan)], "wrong mel shape": ["--mel", str(bad_mel)], "nan mel": ["--mel", str(nan_mel)],
-            "two inputs": [str(ok), "--mel", str(bad_mel)], "no input": []}
+            "two inputs": [str(ok), "--mel", str(bad_mel)], "no input": [],
+            "compare without audio": ["--mel", str(nan_mel), "--compare"]}
 
 
 def test_vocode_errors_are_one_line(tiny_vocoder, tmp_path, capsys, route):

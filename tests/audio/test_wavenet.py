@@ -15,10 +15,10 @@ C, HOP = 5, 4  # tiny local conditioning: 5 channels, hop 4 = 2 * 2
 
 
 def tiny(head="mulaw", k=2, local=False, glob=False, **kw) -> WaveNet:
-    cfg = WaveNetConfig(head=head, layers=6, cycles=2, kernel_size=k, residual_channels=8, gate_channels=16,
-                        skip_channels=16, num_mixtures=3, length=40,
-                        cond_channels=C if local else 0, hop_length=HOP, upsample_scales=(2, 2),
-                        num_speakers=3 if glob else 0, **kw)
+    cfg = WaveNetConfig(**{**dict(head=head, layers=6, cycles=2, kernel_size=k, residual_channels=8,
+                                  gate_channels=16, skip_channels=16, num_mixtures=3, length=40,
+                                  cond_channels=C if local else 0, hop_length=HOP, upsample_scales=(2, 2),
+                                  num_speakers=3 if glob else 0), **kw})
     torch.manual_seed(0)
     model = WaveNet(cfg).eval()
     with torch.no_grad():  # livelier outputs than the default init, so comparisons are not trivial
