@@ -110,8 +110,9 @@ class MelSpectrogram(nn.Module):
 def griffin_lim(mel: torch.Tensor, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, win: int | None = 1024,
                 fmin: float = 0.0, fmax: float | None = None, power: float = 1.0, log: bool = True,
                 center: bool = True, pad_mode: str = "constant", n_iter: int = 32,
-                length: int | None = None) -> torch.Tensor:
-    """Baseline vocoder: ``librosa.feature.inverse.mel_to_audio`` (NNLS mel inversion + Griffin-Lim).
+                length: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Baseline vocoder: ``librosa.feature.inverse.mel_to_audio``'s two steps, NNLS mel inversion
+    (``mel_to_stft``) + ``librosa.griffinlim`` from random phases drawn with ``seed`` (reproducible).
 
     ``mel``: ``Tensor[M, F]`` or ``[B, M, F]`` with the same settings it was computed with (``log=True``
     undoes the natural log). Returns float32 ``Tensor[T]`` / ``[B, T]`` on ``mel``'s device, with
@@ -122,7 +123,7 @@ def griffin_lim(mel: torch.Tensor, *, sr: int = 16000, n_fft: int = 1024, hop: i
     m = mel.detach().float().cpu().numpy()
     if log:
         m = np.exp(m)
-    y = librosa.feature.inverse.mel_to_audio(m, sr=sr, n_fft=n_fft, hop_length=hop, win_length=win, center=center,
-                                             pad_mode=pad_mode, power=power, n_iter=n_iter, length=length,
-                                             fmin=fmin, fmax=fmax)
+    stft = librosa.feature.inverse.mel_to_stft(m, sr=sr, n_fft=n_fft, power=power, fmin=fmin, fmax=fmax)
+    y = librosa.griffinlim(stft, n_iter=n_iter, hop_length=hop, win_length=win, n_fft=n_fft, center=center,
+                           dtype=np.float32, length=length, pad_mode=pad_mode, random_state=seed)
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(mel.device)

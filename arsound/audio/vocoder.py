@@ -302,6 +302,40 @@ def resynthesis_report(model, wav: Tensor, g: Tensor | None, settings: dict, gl_
     return out, {"model": y, "griffin_lim": gl}
 
 
+def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, settings: dict, gl_iters: int = 32) -> tuple[Tensor, dict]:
+    """Griffin-Lim (``gl_iters`` iterations) from ``wav``'s mel and both resyntheses scored against ``wav``
+    (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``."""
+    ms, T = settings["mel"], y.shape[-1]
+    ref = wav[..., :T]
+    gl = griffin_lim(mel_module(ms, model.config.sample_rate)(ref), sr=model.config.sample_rate, n_fft=ms["n_fft"],
+                     hop=ms["hop"], win=ms["n_fft"], fmin=ms["fmin"], fmax=ms["fmax"], n_iter=gl_iters, length=T)
+    scores = {name: {"lsd_db": round(log_spectral_distance(ref, z).mean().item(), 3),
+                     "mrstft": round(mr_stft_distance(ref, z)["total"].mean().item(), 4)}
+              for name, z in (("wavenet", y), ("griffin_lim", gl))}
+    return gl, scores
+
+
+HELDOUT_FILE = "heldout.wav"
+
+
+def write_heldout_example(model, folder: str | Path, data: VocoderData, settings: dict, split: str = "test",
+                          seconds: float = 1.5, g: int | None = None) -> dict:
+    """Save the middle ``seconds`` of the first ``split`` file as ``folder/heldout.wav`` (16-bit) and score
+    ``arsound vocode folder/heldout.wav -o out.wav --compare`` on it (read back from the file, default seed,
+    the settings' temperature), so anyone can rerun the figures: ``{"clip", "seconds", "wavenet", "griffin_lim"}``."""
+    from .io import load_audio, save_audio
+
+    clips, labels, ids = heldout_clips(data, split, 1, seconds, settings["mel"]["hop"])
+    path = Path(folder) / HELDOUT_FILE
+    save_audio(path, clips[0], model.config.sample_rate)
+    wav, _ = load_audio(path, sr=model.config.sample_rate, as_tensor=True)
+    g = (int(labels[0]) if g is None else g) if model.config.num_speakers > 0 else None
+    y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings.get("temperature", 1.0), progress=False)
+    _, scores = compare_with_griffin_lim(model, wav, y, settings)
+    return {"clip": ids[0], "seconds": round(wav.shape[-1] / model.config.sample_rate, 3),
+            "speaker": None if g is None else settings["classes"][g], **scores}
+
+
 # ---- the shared recipe loop -------------------------------------------------------------------------
 def build_vocoder(model: VocoderModel, mel: MelSpec, num_speakers: int, sample_rate: int):
     from .wavenet import WaveNet, WaveNetConfig
@@ -427,7 +461,15 @@ def report_vocoder(final, cfg, recipe: str, settings: dict, card: dict, *, steps
                 f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
             "mel": settings["mel"], "classes": settings["classes"],
             "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
+    ex = write_heldout_example(final, out, data, settings, ev.final_split)
+    result["heldout_example"] = ex
+    card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {ev.final_split} split)"] = (
+        f"WaveNet LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; Griffin-Lim LSD "
+        f"{ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; rerun: arsound vocode "
+        f"THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"
+        + (f" --speaker {ex['speaker']}" if ex["speaker"] is not None else ""))
     folder = save_pretrained(final, out / "model", card=card)  # replaces the Trainer's export, richer card
+    os.replace(out / HELDOUT_FILE, folder / HELDOUT_FILE)
     _write_json(folder / SETTINGS_FILE, settings)
     _write_json(out / "results.json", result)
     print(f"{recipe} on {data.name}: {ev.final_split} NLL {result['nll_bits_per_sample']:.3f} bits/sample; LSD "
@@ -519,20 +561,17 @@ def cmd_vocode(args, extra: list[str]) -> int:
     save_audio(out, y, cfg.sample_rate)
     print(f"wrote {y.shape[-1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz to {out}")
     if args.compare:
-        ms, T = settings["mel"], y.shape[-1]
-        gl = griffin_lim(mel_module(ms, cfg.sample_rate)(wav[:T]), sr=cfg.sample_rate, n_fft=ms["n_fft"],
-                         hop=ms["hop"], win=ms["n_fft"], fmin=ms["fmin"], fmax=ms["fmax"], length=T)
+        gl, scores = compare_with_griffin_lim(model, wav, y, settings)
         gl_out = out.with_name(f"{out.stem}_griffin_lim{out.suffix}")
         save_audio(gl_out, gl, cfg.sample_rate)
         print(f"{'vs the input':14s} {'LSD (dB)':>9s} {'MR-STFT':>8s}")
-        for name, z in (("WaveNet", y), ("Griffin-Lim", gl)):
-            print(f"{name:14s} {log_spectral_distance(wav[:T], z).item():9.2f} "
-                  f"{mr_stft_distance(wav[:T], z)['total'].item():8.3f}")
+        for name, key in (("WaveNet", "wavenet"), ("Griffin-Lim", "griffin_lim")):
+            print(f"{name:14s} {scores[key]['lsd_db']:9.2f} {scores[key]['mrstft']:8.3f}")
         print(f"wrote the Griffin-Lim resynthesis (32 iterations, same mel) to {gl_out}")
     return 0
 
 
 __all__ = ["MelSpec", "VocoderModel", "VocoderData", "VocoderEval", "VocoderDataset", "heldout_clips",
            "log_spectral_distance", "mr_stft_distance", "vocode", "resynthesis_report", "train_vocoder",
-           "choose_temperature", "report_vocoder",
+           "choose_temperature", "report_vocoder", "compare_with_griffin_lim", "write_heldout_example",
            "add_vocode_parser", "cmd_vocode", "normalize_mel", "build_vocoder"]

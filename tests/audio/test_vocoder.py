@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 
 from arsound.audio.features import preemphasis
-
+from arsound.audio.io import load_audio
 from arsound.audio.vocoder import (SETTINGS_FILE, MelSpec, VocoderData, VocoderDataset, VocoderModel,
-                                   add_vocode_parser, build_vocoder, log_spectral_distance, mel_module,
-                                   mr_stft_distance, normalize_mel, vocode)
+                                   add_vocode_parser, build_vocoder, compare_with_griffin_lim,
+                                   log_spectral_distance, mel_module, mr_stft_distance, normalize_mel, vocode)
 from arsound.cli import load_recipe
 from arsound.core.checkpoint import load, save_pretrained
 from arsound.core.config import apply_overrides
@@ -78,6 +78,13 @@ def test_recipe_debug_one_step(recipe, data, data_root, tmp_path):
     assert model.config.preemphasis == (0.85 if recipe == "vocoder_mulaw" else 0.0)
     assert "NLL" in (folder / "README.md").read_text()
     assert (tmp_path / "run" / "examples" / "0_wavenet.wav").is_file()
+    # the shipped example: its card figures are what `arsound vocode heldout.wav --compare` prints
+    ex = result["heldout_example"]
+    wav = load_audio(folder / "heldout.wav", sr=SR, as_tensor=True)[0]
+    g = None if ex["speaker"] is None else settings["classes"].index(ex["speaker"])
+    y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings["temperature"], progress=False)
+    assert compare_with_griffin_lim(model, wav, y, settings)[1] == {k: ex[k] for k in ("wavenet", "griffin_lim")}
+    assert f"{ex['wavenet']['lsd_db']:.2f} dB" in (folder / "README.md").read_text()
 
 
 def test_crop_mel_equals_whole_clip_frames(data_root):
