@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/arsound train image_zoo --model.name=made --train.steps=300 --train.lr=1e-2 --out runs/quickstart
 	$(BIN)/arsound sample --model runs/quickstart --n 64 --seed 0 --out runs/quickstart/samples.png
+	$(BIN)/arsound vocode checkpoints/wavenet-speech-en/heldout.wav -o runs/quickstart/vocoded.wav \
+	  --model wavenet-speech-en --compare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,5 +1,6 @@
 """The checkpoints that ship in checkpoints/: every registry entry loads strictly by name and has a
-model card, and every image checkpoint reproduces the test NLL its card states."""
+model card, every image checkpoint reproduces the test NLL its card states, and every vocoder the figures of
+its shipped held-out example."""
 import json
 import re
 from pathlib import Path
@@ -32,3 +33,30 @@ def test_image_checkpoint_reproduces_its_test_nll(name):
     stated = float(re.search(r"\*\*test NLL\*\*: ([0-9.]+) nats/image", card).group(1))
     test = load_images("mnist", "test", 2)
     assert evaluate(arsound.load(name), test.x, batch_size=250)["nll"] == pytest.approx(stated, abs=0.01)
+
+
+def _vocoders() -> list[str]:
+    return [n for n in NAMES if (checkpoints_dir() / registry()[n]["path"] / "heldout.wav").is_file()]
+
+
+@pytest.mark.parametrize("name", _vocoders())
+def test_vocoder_reproduces_its_shipped_example(name):
+    """``arsound vocode heldout.wav --compare`` on the shipped held-out clip gives the card's figures (the
+    WaveNet's within 5 %: a float rounding on another CPU can change one draw and the rest of the sequence;
+    Griffin-Lim is seeded numpy, within 0.05 dB)."""
+    from arsound.audio.io import load_audio
+    from arsound.audio.vocoder import compare_with_griffin_lim, vocode, vocoder_settings
+
+    folder = checkpoints_dir() / registry()[name]["path"]
+    card = (folder / "README.md").read_text()
+    line = re.search(r"shipped example .*?WaveNet LSD ([0-9.]+) dB, MR-STFT ([0-9.]+); Griffin-Lim LSD ([0-9.]+) dB"
+                     r".*?--compare(?: --speaker (\S+))?\n", card)
+    model = arsound.load(name)
+    settings = vocoder_settings(model, folder)
+    wav, _ = load_audio(folder / "heldout.wav", sr=model.config.sample_rate, as_tensor=True)
+    g = settings["classes"].index(line.group(4)) if line.group(4) else (0 if model.config.num_speakers else None)
+    y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings.get("temperature", 1.0), progress=False)
+    scores = compare_with_griffin_lim(model, wav, y, settings)[1]
+    assert scores["wavenet"]["lsd_db"] == pytest.approx(float(line.group(1)), rel=0.05)
+    assert scores["wavenet"]["mrstft"] == pytest.approx(float(line.group(2)), rel=0.05)
+    assert scores["griffin_lim"]["lsd_db"] == pytest.approx(float(line.group(3)), abs=0.05)
