@@ -12,10 +12,8 @@ import json
 import torch
 
 import arsound
-from arsound.audio.vocoder import VocoderData, heldout_clips, log_spectral_distance, mr_stft_distance, vocode
-from arsound.audio.vocoder import vocoder_settings
-from arsound.audio.features import griffin_lim
-from arsound.audio.vocoder import mel_module
+from arsound.audio.vocoder import (VocoderData, compare_with_griffin_lim, heldout_clips, log_spectral_distance,
+                                   mr_stft_distance, vocode, vocoder_settings)
 from arsound.core.checkpoint import resolve
 
 
@@ -38,8 +36,7 @@ def main() -> None:
     T = settings.get("temperature", 1.0)
     y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, settings=settings, temperature=T,
                progress=True)
-    gl = griffin_lim(mel_module(ms, sr)(wav), sr=sr, n_fft=ms["n_fft"], hop=ms["hop"], win=ms["n_fft"],
-                     fmin=ms["fmin"], fmax=ms["fmax"], length=wav.shape[-1])
+    gl, _ = compare_with_griffin_lim(model, wav, y, settings)
     lsd_w, lsd_g = log_spectral_distance(wav, y), log_spectral_distance(wav, gl)
     mr_w, mr_g = mr_stft_distance(wav, y)["total"], mr_stft_distance(wav, gl)["total"]
     for i, name in enumerate(ids):
