@@ -283,15 +283,12 @@ def resynthesis_report(model, wav: Tensor, g: Tensor | None, settings: dict, gl_
     Returns (metrics: ``{lsd_db, mrstft, sc, logmag}`` for ``model`` and ``griffin_lim`` plus NLL-free
     timings, audio ``{"model": Tensor[B, T], "griffin_lim": Tensor[B, T]}``)."""
     ms = settings["mel"]
-    T = wav.shape[-1]
     t0 = time.perf_counter()
     y = vocode(model, wav=wav, g=g if model.config.num_speakers > 0 else None, settings=settings,
                temperature=temperature, seed=seed, progress=progress)
     model_s = time.perf_counter() - t0
-    mel = mel_module(ms, model.config.sample_rate)(wav)                       # (B, M, T // hop + 1)
     t0 = time.perf_counter()
-    gl = griffin_lim(mel, sr=model.config.sample_rate, n_fft=ms["n_fft"], hop=ms["hop"], win=ms["n_fft"],
-                     fmin=ms["fmin"], fmax=ms["fmax"], n_iter=gl_iters, length=T)
+    gl = griffin_lim_of(wav, ms, model.config.sample_rate, gl_iters)
     gl_s = time.perf_counter() - t0
     out = {}
     for name, z in (("model", y), ("griffin_lim", gl)):
@@ -302,13 +299,17 @@ def resynthesis_report(model, wav: Tensor, g: Tensor | None, settings: dict, gl_
     return out, {"model": y, "griffin_lim": gl}
 
 
+def griffin_lim_of(wav: Tensor, mel: dict, sr: int, n_iter: int = 32) -> Tensor:
+    """The baseline: Griffin-Lim (seeded) from ``wav``'s own log-mel (``mel`` settings), ``[.., T] -> [.., T]``."""
+    return griffin_lim(mel_module(mel, sr)(wav), sr=sr, n_fft=mel["n_fft"], hop=mel["hop"], win=mel["n_fft"],
+                       fmin=mel["fmin"], fmax=mel["fmax"], n_iter=n_iter, length=wav.shape[-1])
+
+
 def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, settings: dict, gl_iters: int = 32) -> tuple[Tensor, dict]:
     """Griffin-Lim (``gl_iters`` iterations) from ``wav``'s mel and both resyntheses scored against ``wav``
     (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``."""
-    ms, T = settings["mel"], y.shape[-1]
-    ref = wav[..., :T]
-    gl = griffin_lim(mel_module(ms, model.config.sample_rate)(ref), sr=model.config.sample_rate, n_fft=ms["n_fft"],
-                     hop=ms["hop"], win=ms["n_fft"], fmin=ms["fmin"], fmax=ms["fmax"], n_iter=gl_iters, length=T)
+    ref = wav[..., :y.shape[-1]]
+    gl = griffin_lim_of(ref, settings["mel"], model.config.sample_rate, gl_iters)
     scores = {name: {"lsd_db": round(log_spectral_distance(ref, z).mean().item(), 3),
                      "mrstft": round(mr_stft_distance(ref, z)["total"].mean().item(), 4)}
               for name, z in (("wavenet", y), ("griffin_lim", gl))}
@@ -319,7 +320,7 @@ HELDOUT_FILE = "heldout.wav"
 
 
 def write_heldout_example(model, folder: str | Path, data: VocoderData, settings: dict, split: str = "test",
-                          seconds: float = 1.5, g: int | None = None) -> dict:
+                          seconds: float = 1.5) -> dict:
     """Save the middle ``seconds`` of the first ``split`` file as ``folder/heldout.wav`` (16-bit) and score
     ``arsound vocode folder/heldout.wav -o out.wav --compare`` on it (read back from the file, default seed,
     the settings' temperature), so anyone can rerun the figures: ``{"clip", "seconds", "wavenet", "griffin_lim"}``."""
@@ -329,7 +330,7 @@ def write_heldout_example(model, folder: str | Path, data: VocoderData, settings
     path = Path(folder) / HELDOUT_FILE
     save_audio(path, clips[0], model.config.sample_rate)
     wav, _ = load_audio(path, sr=model.config.sample_rate, as_tensor=True)
-    g = (int(labels[0]) if g is None else g) if model.config.num_speakers > 0 else None
+    g = int(labels[0]) if model.config.num_speakers > 0 else None
     y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings.get("temperature", 1.0), progress=False)
     _, scores = compare_with_griffin_lim(model, wav, y, settings)
     return {"clip": ids[0], "seconds": round(wav.shape[-1] / model.config.sample_rate, 3),
@@ -573,5 +574,6 @@ def cmd_vocode(args, extra: list[str]) -> int:
 
 __all__ = ["MelSpec", "VocoderModel", "VocoderData", "VocoderEval", "VocoderDataset", "heldout_clips",
            "log_spectral_distance", "mr_stft_distance", "vocode", "resynthesis_report", "train_vocoder",
-           "choose_temperature", "report_vocoder", "compare_with_griffin_lim", "write_heldout_example",
+           "choose_temperature", "report_vocoder", "compare_with_griffin_lim", "griffin_lim_of",
+           "write_heldout_example",
            "add_vocode_parser", "cmd_vocode", "normalize_mel", "build_vocoder"]

@@ -204,8 +204,7 @@ def run_triton(model, lengths: Tensor, c_up: Tensor | None, g: Tensor | None, un
     step's logits (for the tests)."""
     from tqdm.auto import tqdm
 
-    fw = model.state.get("triton_weights") if hasattr(model, "state") else None
-    fw = fw or FusedWeights(model)
+    fw = FusedWeights(model)
     dev = model.device
     B, T = lengths.numel(), int(lengths.max())
     kern = _kernel(dev)

@@ -12,7 +12,7 @@ import json
 import torch
 
 import arsound
-from arsound.audio.vocoder import (VocoderData, compare_with_griffin_lim, heldout_clips, log_spectral_distance,
+from arsound.audio.vocoder import (VocoderData, griffin_lim_of, heldout_clips, log_spectral_distance,
                                    mr_stft_distance, vocode, vocoder_settings)
 from arsound.core.checkpoint import resolve
 
@@ -36,7 +36,7 @@ def main() -> None:
     T = settings.get("temperature", 1.0)
     y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, settings=settings, temperature=T,
                progress=True)
-    gl, _ = compare_with_griffin_lim(model, wav, y, settings)
+    gl = griffin_lim_of(wav, ms, sr)
     lsd_w, lsd_g = log_spectral_distance(wav, y), log_spectral_distance(wav, gl)
     mr_w, mr_g = mr_stft_distance(wav, y)["total"], mr_stft_distance(wav, gl)["total"]
     for i, name in enumerate(ids):
