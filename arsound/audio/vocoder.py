@@ -346,6 +346,20 @@ def build_vocoder(model: VocoderModel, mel: MelSpec, num_speakers: int, sample_r
                                  hop_length=mel.hop, num_speakers=num_speakers, sample_rate=sample_rate))
 
 
+def warm_start(model, source: str | Path) -> None:
+    """Copy the weights of the saved vocoder ``source`` (folder or registry name) into ``model`` (fine-tuning:
+    the optimizer, schedule and EMA start fresh). The architectures must match exactly."""
+    from ..core.checkpoint import CheckpointError, load
+
+    src = load(source)
+    a, b = asdict(src.config), asdict(model.config)
+    diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if type(src) is not type(model) or diff:
+        raise CheckpointError(f"{source}: cannot warm-start, its model differs from the recipe's "
+                              f"({', '.join(diff) or type(src).__name__}); pass the same --model.* settings")
+    model.load_state_dict(src.state_dict())
+
+
 def _write_json(path: Path, obj) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
@@ -366,6 +380,9 @@ def train_vocoder(cfg, recipe: str) -> dict:
     classes = probe.classes
     num_speakers = len(classes) if len(classes) > 1 else 0
     model = build_vocoder(cfg.model, mel, num_speakers, probe.sample_rate)
+    init = getattr(cfg, "init", "")
+    if init:   # before the Trainer, so its EMA starts from these weights (a resume.pt still wins)
+        warm_start(model, init)
     train = VocoderDataset(data, "train", mel, model.encode, num_speakers > 0)
     valid = VocoderDataset(data, "valid", mel, model.encode, num_speakers > 0)
     settings = {"mel": asdict(mel), "classes": classes if num_speakers else [], "label": LABELS[data.name]}
@@ -374,6 +391,8 @@ def train_vocoder(cfg, recipe: str) -> dict:
     card = {"data": f"{data.name}" + (f" ({data.language})" if data.name == "speech" and data.language else "")
             + f", {probe.seconds / 60:.1f} min train, crops of {data.segment_frames} frames x hop {mel.hop}",
             "licence / credit": credit, "recipe": recipe, "hardware": hardware()}
+    if init:
+        card["warm start"] = f"weights of {init}, then the steps below with a fresh optimizer and schedule"
     trainer = Trainer(model, cfg.train, train, valid, card=card)
     clips, labels, _ = heldout_clips(data, "valid", ev.clips, ev.seconds, mel.hop)
 

@@ -27,6 +27,7 @@ class Config:
         steps=4000, batch_size=8, lr=2e-3, warmup_steps=50, eval_every=1000, eval_batches=4, ckpt_every=100,
         ema_decay=0.998, log_every=25, out_dir="runs/vocoder_mulaw"))
     eval: VocoderEval = field(default_factory=VocoderEval)
+    init: str = ""   # warm start (fine-tune) from a saved vocoder: folder or checkpoint name, same --model.*
 
     @classmethod
     def debug(cls) -> "Config":
