@@ -15,7 +15,7 @@ from arsound.audio.vocoder import (SETTINGS_FILE, MelSpec, VocoderData, VocoderD
                                    add_vocode_parser, build_vocoder, compare_with_griffin_lim,
                                    log_spectral_distance, mel_module, mr_stft_distance, normalize_mel, vocode)
 from arsound.cli import load_recipe
-from arsound.core.checkpoint import load, save_pretrained
+from arsound.core.checkpoint import CheckpointError, load, save_pretrained
 from arsound.core.config import apply_overrides
 
 SR = 16000
@@ -85,6 +85,30 @@ def test_recipe_debug_one_step(recipe, data, data_root, tmp_path):
     y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings["temperature"], progress=False)
     assert compare_with_griffin_lim(model, wav, y, settings)[1] == {k: ex[k] for k in ("wavenet", "griffin_lim")}
     assert f"{ex['wavenet']['lsd_db']:.2f} dB" in (folder / "README.md").read_text()
+
+
+def test_recipe_warm_start(data_root, tmp_path):
+    """init= copies a saved vocoder's weights (lr 0, no EMA: the export equals the source); another
+    architecture is refused with one line naming the difference."""
+    module = load_recipe("vocoder_mulaw")
+
+    def run(out, *extra):
+        cfg = module.Config.debug()
+        apply_overrides(cfg, [f"--data.root={data_root}", f"--train.out_dir={tmp_path / out}", *extra])
+        return module.main(cfg)
+
+    run("src")
+    run("ft", f"--init={tmp_path / 'src' / 'model'}", "--train.lr=0")
+    src, ft = load(tmp_path / "src" / "model"), load(tmp_path / "ft" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), ft.state_dict().values()))
+    assert "warm start" in (tmp_path / "ft" / "model" / "README.md").read_text()
+    fresh = load(tmp_path / "src" / "model")  # a different init would not match: the copy is real
+    run("other", "--train.lr=0", "--train.seed=1")
+    other = load(tmp_path / "other" / "model")
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), other.state_dict().values()))
+    with pytest.raises(CheckpointError, match=r"cannot warm-start.*residual_channels 4 != 6"):
+        run("bad", f"--init={tmp_path / 'src' / 'model'}", "--model.residual_channels=6")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_crop_mel_equals_whole_clip_frames(data_root):
