@@ -4,7 +4,8 @@
 
 The middle ``--seconds`` of up to ``--clips`` files of the split (all of them when there are fewer),
 resynthesized in one batch at the model's chosen temperature (``vocoder.json``) and seed 0; prints
-per-clip LSD and the means with the fraction of clips where the WaveNet's LSD is lower.
+per-clip LSD, the means per speaker / instrument and over all clips, with the fraction of clips where the
+WaveNet's LSD is lower.
 """
 import argparse
 import json
@@ -12,9 +13,10 @@ import json
 import torch
 
 import arsound
-from arsound.audio.vocoder import (VocoderData, griffin_lim_of, heldout_clips, log_spectral_distance,
+from arsound.audio.vocoder import (LABELS, VocoderData, griffin_lim_of, heldout_clips, log_spectral_distance,
                                    mr_stft_distance, vocode, vocoder_settings)
 from arsound.core.checkpoint import resolve
+from arsound.data.audio import AudioDataset
 
 
 def main() -> None:
@@ -30,9 +32,9 @@ def main() -> None:
     folder = resolve(args.model)
     model = arsound.load(folder).eval()
     settings = vocoder_settings(model, folder)
+    data = VocoderData(name=args.data, root=args.root)
     ms, sr = settings["mel"], model.config.sample_rate
-    wav, labels, ids = heldout_clips(VocoderData(name=args.data, root=args.root), args.split, args.clips,
-                                     args.seconds, ms["hop"])
+    wav, labels, ids = heldout_clips(data, args.split, args.clips, args.seconds, ms["hop"])
     T = settings.get("temperature", 1.0)
     y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, settings=settings, temperature=T,
                progress=True)
@@ -44,7 +46,15 @@ def main() -> None:
     out = {"model": str(folder), "split": args.split, "clips": len(ids), "seconds": wav.shape[-1] / sr,
            "temperature": T, "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
            "griffin_lim": {"lsd_db": lsd_g.mean().item(), "mrstft": mr_g.mean().item()},
-           "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item()}
+           "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {}}
+    where = {"language": data.language} if args.data == "speech" else None   # as heldout_clips
+    names = AudioDataset(args.data, args.split, root=args.root, label=LABELS[args.data], where=where).classes
+    for k in labels.unique().tolist():
+        m = labels == k
+        out["per_label"][names[k]] = {"clips": int(m.sum()), "wavenet_lsd_db": lsd_w[m].mean().item(),
+                                      "griffin_lim_lsd_db": lsd_g[m].mean().item()}
+        print(f"{LABELS[args.data]} {names[k]:12s} ({int(m.sum())} clips): LSD WaveNet {lsd_w[m].mean():6.2f}  "
+              f"Griffin-Lim {lsd_g[m].mean():6.2f}")
     print(f"{len(ids)} clips of {out['seconds']:.2f} s ({args.split}), T = {T:g}: LSD WaveNet {out['wavenet']['lsd_db']:.2f}"
           f" dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB (WaveNet lower on "
           f"{100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); MR-STFT {out['wavenet']['mrstft']:.3f} vs "

@@ -164,6 +164,30 @@ def tiny_vocoder(tmp_path_factory):
     return folder
 
 
+def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, capsys):
+    """recipes/vocoder_mulaw/score.py: every test file once, per-instrument means that match the per-clip lines."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    torch.manual_seed(0)
+    spec = VocoderModel(layers=2, cycles=1, kernel_size=2, residual_channels=4, gate_channels=8, skip_channels=8)
+    save_pretrained(build_vocoder(spec, MelSpec(), num_speakers=2, sample_rate=SR), tmp_path / "m", card={})
+    script = Path(__file__).parents[2] / "recipes" / "vocoder_mulaw" / "score.py"
+    monkeypatch.setattr(sys, "argv", ["score.py", str(tmp_path / "m"), "--data", "chorales", "--root", str(data_root),
+                                      "--seconds", "0.1", "--json", str(tmp_path / "s.json")])
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    per_clip = {ln.split()[0]: float(ln.split()[3]) for ln in lines if ln.split()[1:3] == ["LSD", "WaveNet"]}
+    out = json.loads((tmp_path / "s.json").read_text())
+    assert out["clips"] == 2 and set(per_clip) == {"0_3", "1_3"}   # fake_prepared: one test file per instrument
+    assert out["per_label"]["organ"]["clips"] == out["per_label"]["strings"]["clips"] == 1
+    assert out["per_label"]["organ"]["wavenet_lsd_db"] == pytest.approx(per_clip["0_3"], abs=0.01)
+    assert out["per_label"]["strings"]["wavenet_lsd_db"] == pytest.approx(per_clip["1_3"], abs=0.01)
+    assert out["wavenet"]["lsd_db"] == pytest.approx(sum(per_clip.values()) / 2, abs=0.01)
+    assert 0 <= out["wavenet_lower_lsd_fraction"] <= 1
+
+
 def _subparsers(parser):
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
