@@ -106,6 +106,15 @@ def normalize_mel(log_mel: Tensor) -> Tensor:
     return (log_mel + MEL_SHIFT) / MEL_SCALE
 
 
+def open_split(data: VocoderData, split: str) -> AudioDataset:
+    """The prepared ``split`` of ``data`` labelled by speaker / instrument (speech: of ``data.language`` only,
+    all languages when it is empty)."""
+    if data.name not in LABELS:
+        raise DataError(f"unknown data.name '{data.name}'; choose from {sorted(LABELS)}")
+    where = {"language": data.language} if data.name == "speech" and data.language else None
+    return AudioDataset(data.name, split, root=data.root, label=LABELS[data.name], where=where)
+
+
 def crop_with_context(path, start: int, length: int, pad: int, total: int) -> Tensor:
     """Samples ``[start - pad, start + length + pad)`` of a mono file of ``total`` samples, zeros outside."""
     lo, hi = max(0, start - pad), min(total, start + length + pad)
@@ -124,10 +133,7 @@ class VocoderDataset(Dataset):
 
     def __init__(self, data: VocoderData, split: str, mel: MelSpec, encode, with_label: bool,
                  random_crop: bool | None = None) -> None:
-        where = {"language": data.language} if data.name == "speech" and data.language else None
-        if data.name not in LABELS:
-            raise DataError(f"unknown data.name '{data.name}'; choose from {sorted(LABELS)}")
-        self.base = AudioDataset(data.name, split, root=data.root, label=LABELS[data.name], where=where)
+        self.base = open_split(data, split)
         self.segment = data.segment_frames * mel.hop
         self.hop, self.pad = mel.hop, mel.n_fft // 2
         self.mel = mel_module(mel, self.base.sample_rate, center=False)
@@ -158,8 +164,7 @@ class VocoderDataset(Dataset):
 def heldout_clips(data: VocoderData, split: str, n: int, seconds: float, hop: int) -> tuple[Tensor, Tensor, list]:
     """``n`` clips of ``split`` spread over the file list: ``(wav[n, T], label[n], ids)``, ``T`` whole frames,
     each the middle of its file (zero-padded when shorter)."""
-    where = {"language": data.language} if data.name == "speech" and data.language else None
-    ds = AudioDataset(data.name, split, root=data.root, label=LABELS[data.name], where=where)
+    ds = open_split(data, split)
     sr = ds.sample_rate
     T = max(1, int(seconds * sr) // hop) * hop
     pick = sorted({round(j * (len(ds) - 1) / max(1, n - 1)) for j in range(n)}) if n > 1 else [0]
@@ -375,8 +380,7 @@ def train_vocoder(cfg, recipe: str) -> dict:
     from .io import save_audio
 
     data, mel, ev = cfg.data, cfg.mel, cfg.eval
-    probe = AudioDataset(data.name, "train", root=data.root, label=LABELS.get(data.name, "speaker"),
-                         where={"language": data.language} if data.name == "speech" and data.language else None)
+    probe = open_split(data, "train")
     classes = probe.classes
     num_speakers = len(classes) if len(classes) > 1 else 0
     model = build_vocoder(cfg.model, mel, num_speakers, probe.sample_rate)

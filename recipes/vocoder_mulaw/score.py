@@ -14,9 +14,8 @@ import torch
 
 import arsound
 from arsound.audio.vocoder import (LABELS, VocoderData, griffin_lim_of, heldout_clips, log_spectral_distance,
-                                   mr_stft_distance, vocode, vocoder_settings)
+                                   mr_stft_distance, open_split, vocode, vocoder_settings)
 from arsound.core.checkpoint import resolve
-from arsound.data.audio import AudioDataset
 
 
 def main() -> None:
@@ -47,8 +46,7 @@ def main() -> None:
            "temperature": T, "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
            "griffin_lim": {"lsd_db": lsd_g.mean().item(), "mrstft": mr_g.mean().item()},
            "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {}}
-    where = {"language": data.language} if args.data == "speech" else None   # as heldout_clips
-    names = AudioDataset(args.data, args.split, root=args.root, label=LABELS[args.data], where=where).classes
+    names = open_split(data, args.split).classes   # heldout_clips' label indices
     for k in labels.unique().tolist():
         m = labels == k
         out["per_label"][names[k]] = {"clips": int(m.sum()), "wavenet_lsd_db": lsd_w[m].mean().item(),

@@ -87,6 +87,17 @@ def test_recipe_debug_one_step(recipe, data, data_root, tmp_path):
     assert f"{ex['wavenet']['lsd_db']:.2f} dB" in (folder / "README.md").read_text()
 
 
+def test_recipe_unknown_data_name_is_one_line(data_root, tmp_path):
+    from arsound.data.audio import DataError
+
+    module = load_recipe("vocoder_mulaw")
+    cfg = module.Config.debug()
+    apply_overrides(cfg, ["--data.name=birdsong", f"--data.root={data_root}", f"--train.out_dir={tmp_path / 'run'}"])
+    with pytest.raises(DataError, match=r"^unknown data.name 'birdsong'; choose from \['chorales', 'speech'\]$"):
+        module.main(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_recipe_warm_start(data_root, tmp_path):
     """init= copies a saved vocoder's weights (lr 0, no EMA: the export equals the source); another
     architecture is refused with one line naming the difference."""
