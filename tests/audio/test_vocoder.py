@@ -176,7 +176,8 @@ def tiny_vocoder(tmp_path_factory):
 
 
 def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, capsys):
-    """recipes/vocoder_mulaw/score.py: every test file once, per-instrument means that match the per-clip lines."""
+    """recipes/vocoder_mulaw/score.py: every test file once, per-instrument means that match the per-clip lines,
+    and with two seeds two different draws whose mean is the reported figure."""
     import runpy
     import sys
     from pathlib import Path
@@ -186,7 +187,7 @@ def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, ca
     save_pretrained(build_vocoder(spec, MelSpec(), num_speakers=2, sample_rate=SR), tmp_path / "m", card={})
     script = Path(__file__).parents[2] / "recipes" / "vocoder_mulaw" / "score.py"
     monkeypatch.setattr(sys, "argv", ["score.py", str(tmp_path / "m"), "--data", "chorales", "--root", str(data_root),
-                                      "--seconds", "0.1", "--json", str(tmp_path / "s.json")])
+                                      "--seconds", "0.1", "--seeds", "0", "1", "--json", str(tmp_path / "s.json")])
     runpy.run_path(str(script), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     per_clip = {ln.split()[0]: float(ln.split()[3]) for ln in lines if ln.split()[1:3] == ["LSD", "WaveNet"]}
@@ -197,6 +198,9 @@ def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, ca
     assert out["per_label"]["strings"]["wavenet_lsd_db"] == pytest.approx(per_clip["1_3"], abs=0.01)
     assert out["wavenet"]["lsd_db"] == pytest.approx(sum(per_clip.values()) / 2, abs=0.01)
     assert 0 <= out["wavenet_lower_lsd_fraction"] <= 1
+    s0, s1 = out["wavenet_lsd_db_per_seed"]
+    assert s0 != s1 and out["wavenet"]["lsd_db"] == pytest.approx((s0 + s1) / 2, abs=1e-4)
+    assert any(ln.startswith("WaveNet LSD per seed: 0 ") for ln in lines)
 
 
 def _subparsers(parser):
