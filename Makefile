@@ -7,7 +7,7 @@ TORCH   ?= torch==2.13.0
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
-.PHONY: run test bench bench-image demo clean
+.PHONY: run test bench bench-image clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
