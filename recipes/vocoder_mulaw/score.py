@@ -1,6 +1,7 @@
 """Score a trained vocoder on many held-out clips, beside Griffin-Lim from the same mel:
 
-    python recipes/vocoder_mulaw/score.py MODEL --data chorales [--split test] [--clips 32] [--seconds 1] [--seeds 0 1 2]
+    python recipes/vocoder_mulaw/score.py MODEL --data chorales [--split test] [--clips 32] [--seconds 1] \
+        [--seeds 0 1 2]
 
 The middle ``--seconds`` of up to ``--clips`` files of the split (all of them when there are fewer),
 resynthesized in one batch at the model's chosen temperature (``vocoder.json``) once per sampling seed
@@ -49,8 +50,8 @@ def main() -> None:
     for i, name in enumerate(ids):
         print(f"{name:32s} LSD WaveNet {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
     out = {"model": str(folder), "split": args.split, "clips": len(ids), "seconds": wav.shape[-1] / sr,
-           "temperature": T, "seeds": args.seeds,
-           "wavenet_lsd_db_per_seed": [v.mean().item() for v in lsd_s], "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
+           "temperature": T, "seeds": args.seeds, "wavenet_lsd_db_per_seed": [v.mean().item() for v in lsd_s],
+           "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
            "griffin_lim": {"lsd_db": lsd_g.mean().item(), "mrstft": mr_g.mean().item()},
            "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {}}
     names = open_split(data, args.split).classes   # heldout_clips' label indices
@@ -64,10 +65,10 @@ def main() -> None:
         per_seed = out["wavenet_lsd_db_per_seed"]
         print("WaveNet LSD per seed: " + ", ".join(f"{s} {v:.2f}" for s, v in zip(args.seeds, per_seed))
               + f" dB (range {max(per_seed) - min(per_seed):.2f})")
-    print(f"{len(ids)} clips of {out['seconds']:.2f} s ({args.split}), T = {T:g}, {len(args.seeds)} seed(s): LSD WaveNet {out['wavenet']['lsd_db']:.2f}"
-          f" dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB (WaveNet lower on "
-          f"{100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); MR-STFT {out['wavenet']['mrstft']:.3f} vs "
-          f"{out['griffin_lim']['mrstft']:.3f}")
+    print(f"{len(ids)} clips of {out['seconds']:.2f} s ({args.split}), T = {T:g}, {len(args.seeds)} seed(s): "
+          f"LSD WaveNet {out['wavenet']['lsd_db']:.2f} dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB "
+          f"(WaveNet lower on {100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); "
+          f"MR-STFT {out['wavenet']['mrstft']:.3f} vs {out['griffin_lim']['mrstft']:.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
