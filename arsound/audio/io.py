@@ -13,8 +13,6 @@ interrupted save never leaves a half-written file under the final name.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
+
+from ..core.files import atomic_write
 
 # extension -> (libsndfile container, default subtype)
 SAVE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
@@ -114,15 +114,8 @@ def save_audio(path, wav, sr: int, subtype: str | None = None) -> Path:
         raise AudioError(path, "waveform contains NaN/Inf", "save")
     if not subtype.startswith(("FLOAT", "DOUBLE")):
         x = np.clip(x, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), format=fmt, subtype=subtype)  # soundfile wants [T, C]
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "wb") as f:
+        sf.write(f, x.T if x.ndim == 2 else x, int(sr), format=fmt, subtype=subtype)  # soundfile wants [T, C]
     return path
 
 

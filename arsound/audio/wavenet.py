@@ -32,6 +32,7 @@ H = G / 2), S skip, L layers, P distribution parameters, U uniforms per sample.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -39,12 +40,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, GaussianMixture, MuLaw, mu_law_decode,
                                   mu_law_encode)
 from ..core.layers import CausalConv1d, gated
-from ..core.model import ARModel
+from ..core.model import ARModel, Canvas, eval_mode, run_steps
 from ..core.sampling import get_uniform
 from ..core.streaming import StreamingModule
 from .features import deemphasis, preemphasis
@@ -153,6 +153,7 @@ class WaveNet(ARModel, StreamingModule):
     """
 
     config_class = WaveNetConfig
+    sample_unit = "sample"
     presets = {
         "debug": dict(layers=4, cycles=2, residual_channels=8, gate_channels=16, skip_channels=16, length=800),
         # nv-wavenet "medium": 20 layers, R = 64, S = 128, 256-way mu-law, max dilation 512
@@ -211,8 +212,8 @@ class WaveNet(ARModel, StreamingModule):
                 raise ValueError(f"'mol' head needs bits 8 or 16, got {cfg.bits}")
             lsm = cfg.log_scale_min if cfg.log_scale_min is not None else (-7.0 if cfg.bits == 8 else -16.0)
             return DiscretizedLogisticMixture(2 ** cfg.bits, cfg.num_mixtures, lsm)
-        lsm = cfg.log_scale_min if cfg.log_scale_min is not None else -9.0
-        return Gaussian(lsm) if cfg.head == "gaussian" else GaussianMixture(cfg.num_mixtures, lsm)
+        lsm = cfg.log_scale_min if cfg.log_scale_min is not None else -9.0  # draws clipped to the waveform's range
+        return Gaussian(lsm, (-1.0, 1.0)) if cfg.head == "gaussian" else GaussianMixture(cfg.num_mixtures, lsm, (-1.0, 1.0))
 
     # ---- shapes and conversions -------------------------------------------------------------------
     @property
@@ -358,11 +359,6 @@ class WaveNet(ARModel, StreamingModule):
                 raise ValueError(f"{name} has batch {v.shape[0]} but {lengths.numel()} streams were asked for")
         return lengths
 
-    def _draw(self, params: Tensor, u: Tensor | None, greedy: bool, temperature: float) -> Tensor:
-        """One sample per row of ``params[n, P]`` (the mode if greedy); continuous heads clip to [-1, 1]."""
-        v = self.head.mode(params) if greedy else self.head.sample(params, u, temperature=temperature)
-        return v if self.head.discrete else v.clamp(-1, 1)
-
     @torch.no_grad()
     def generate(self, n: int | Sequence[int] | Tensor | None = None, c: Tensor | None = None,
                  g: Tensor | None = None, *, length: int | None = None, temperature: float = 1.0,
@@ -397,61 +393,65 @@ class WaveNet(ARModel, StreamingModule):
         lengths = self._lengths(n, c, g, length)
         B, T = lengths.numel(), int(lengths.max())
         dev = self.device
-        U = self.head.num_uniforms
         if not greedy:
-            uniforms = get_uniform(uniforms, (B, T, U), generator=generator, device=dev).to(dev)
-        known = None
+            uniforms = get_uniform(uniforms, (B, T, self.head.num_uniforms), generator=generator, device=dev).to(dev)
         if prompt is not None:
             prompt = prompt.to(dev)
             prompt = prompt.unsqueeze(0) if prompt.ndim == 1 else prompt
             if prompt.shape[-1] > T:
                 raise ValueError(f"prompt is {prompt.shape[-1]} samples long, longer than the {T} to generate")
-            prompt = prompt.expand(B, -1)
-            known = prompt >= 0 if self.head.discrete else ~torch.isnan(prompt)
+            unknown = -1 if self.head.discrete else float("nan")
+            prompt = F.pad(prompt.expand(B, -1), (0, T - prompt.shape[-1]), value=unknown)  # (B, T)
         c_up = None if c is None else self.upsample_cond(c.to(dev), T)
         g = None if g is None else g.to(dev)
-        was_training = self.training
-        self.eval()
         if method == "triton":
             from .wavenet_triton import run_triton
 
-            x = run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
-        else:
-            run = self._generate_naive if method == "naive" else self._generate_cached
-            x = run(lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
-        self.train(was_training)
-        return x
+            with eval_mode(self):
+                return run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
+        # streams longest first: a finished stream leaves the cached batch (the canvas keeps its rows)
+        order = torch.argsort(lengths, descending=True, stable=True).to(dev)
+        sort = (lambda t: None if t is None else t[order])
+        canvas = Canvas(self, B, sort(prompt), None, temperature, greedy, sort(uniforms), shape=(T,),
+                        order=torch.arange(T))
+        lengths = lengths.to(dev)[order]
+        steps = self.naive_steps if method == "naive" else self.steps
+        x = run_steps(self, canvas, steps(canvas, c_up=sort(c_up), g=sort(g), lengths=lengths), progress=progress)
+        x.masked_fill_(torch.arange(T, device=dev)[None, :] >= lengths[:, None], self.silence().item())
+        return torch.empty_like(x).index_copy_(0, order, x)
 
-    def _generate_naive(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
-        B, T = lengths.numel(), int(lengths.max())
-        dtype = torch.long if self.head.discrete else torch.float32
-        x = torch.zeros(B, T, dtype=dtype, device=self.device)
+    @contextlib.contextmanager
+    def naive_steps(self, canvas: Canvas, c_up: Tensor | None = None, g: Tensor | None = None,
+                    lengths: Tensor | None = None):
+        """The reference step: the network over the last ``receptive_field`` samples of the canvas."""
         cond = self.project_cond(c_up, g)                          # (B, L * G, T or 1): pointwise, once
         rf = self.receptive_field
-        for t in tqdm(range(T), desc="sampling (naive)", unit="sample", disable=not progress, leave=False):
+
+        def step(t: int, prev: Tensor | None) -> Tensor:
             t0 = max(0, t - rf)                                    # x[t - rf : t] and a start slot
             ct = None if cond is None else (cond[..., t0:t + 1] if cond.shape[-1] > 1 else cond)
-            params = self.network(x[:, t0:t + 1], ct)[:, -1]       # (B, P)
-            v = self._draw(params, None if uniforms is None else uniforms[:, t], greedy, temperature)
-            if known is not None and t < known.shape[1]:
-                v = torch.where(known[:, t], prompt[:, t].to(dtype), v.to(dtype))
-            x[:, t] = v
-        pad = torch.arange(T, device=self.device)[None, :] >= lengths.to(self.device)[:, None]
-        return x.masked_fill_(pad, self.silence().item())
+            return self.network(canvas.x[:, t0:t + 1], ct)[:, -1]  # (B, P)
 
-    def _generate_cached(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
-        from .wavenet_fast import run_cached
+        yield step
 
-        with self.streaming():
-            return run_cached(self, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas, c_up: Tensor | None = None, g: Tensor | None = None,
+              lengths: Tensor | None = None):
+        """The cached step (``wavenet_fast.CachedWaveNet``), streams sorted by ``lengths``, longest first."""
+        from .wavenet_fast import cached_steps, step_threads
+
+        # inference_mode: cheaper per op than no_grad; the engine's buffers never leave the block
+        with self.streaming(), torch.inference_mode(), step_threads(self.device, canvas.n):
+            yield cached_steps(self, canvas.n, lengths, c_up, g)
 
     @torch.no_grad()
     def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, **cond) -> Tensor:
-        """ARModel's ``sample`` on the fast path: ``x[n, T]`` (:meth:`generate` with ``c``, ``g``,
-        ``length`` or ``method`` passed through ``cond``)."""
+               progress: bool = False, cached: bool = True, **cond) -> Tensor:
+        """ARModel's ``sample`` through :meth:`generate`: ``x[n, T]`` (``c``, ``g``, ``length`` or ``method``
+        passed through ``cond``; ``cached=False`` is ``method="naive"``)."""
         opts = {k: cond.pop(k) for k in ("length", "method") if k in cond}
+        opts.setdefault("method", "auto" if cached else "naive")
         return self.generate(n, cond.pop("c", None), cond.pop("g", None), prompt=prompt, generator=generator,
                              temperature=temperature, greedy=greedy, uniforms=uniforms, progress=progress,
                              **opts, **cond)

@@ -25,7 +25,9 @@ network. On CPU eager PyTorch spends a few microseconds per op, which bounds bat
 batches come almost free.
 
 Batches of different lengths run sorted by length (longest first): when streams finish, the batch
-shrinks to its first ``n`` rows (views of the same buffers), so finished streams cost nothing.
+shrinks to its first ``n`` rows (views of the same buffers), so finished streams cost nothing. The loop
+itself, the draws, prompt and uniforms are the shared engine's (``core.model.run_steps``): this module
+provides its step (:func:`cached_steps`).
 
 Not here: CUDA graphs / ``torch.compile`` of the step (the slot indices change every step; untested
 without a GPU). On CUDA the same eager loop runs, launch-bound at batch 1; ``wavenet_triton.py`` is the
@@ -38,7 +40,6 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 SQRT_HALF = math.sqrt(0.5)
 COND_BLOCK_BYTES = 8 * 2 ** 20  # memory for one block of precomputed gate conditioning
@@ -229,50 +230,26 @@ def step_threads(device: torch.device, batch: int):
             torch.set_num_threads(before)
 
 
-def run_cached(model, lengths: Tensor, c_up, g, uniforms, greedy: bool, temperature: float, prompt, known,
-               progress: bool) -> Tensor:
-    """The cached generation loop behind ``WaveNet.generate`` (inside ``model.streaming()``): ``x[B, T]``."""
-    # inference_mode: cheaper per op than no_grad; the result is cloned back to a normal tensor outside
-    with torch.inference_mode(), step_threads(model.device, lengths.numel()):
-        x = _run_cached(model, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress)
-    return x.clone()
+def cached_steps(model, batch: int, lengths: Tensor | None, c_up: Tensor | None, g: Tensor | None):
+    """The step function of cached generation for ``core.model.run_steps`` (call inside
+    ``model.streaming()`` and ``torch.inference_mode()``): ``step(t, x[t - 1]) -> params[n_t, P]``.
 
-
-def _run_cached(model, lengths, c_up, g, uniforms, greedy, temperature, prompt, known, progress) -> Tensor:
-    dev = model.device
-    B, T = lengths.numel(), int(lengths.max())
-    order = torch.argsort(lengths, descending=True, stable=True)           # longest first
-    sorted_len = lengths[order].tolist()
-    active = {0: B}                                                        # t -> streams still running
-    for j in range(B - 1, 0, -1):
-        if sorted_len[j] < sorted_len[j - 1]:
-            active[sorted_len[j]] = j
-    od = order.to(dev)
-    eng = CachedWaveNet(model, B, None if c_up is None else c_up[od], None if g is None else g[od])
+    ``lengths`` (``[batch]``, sorted longest first, or None: all equal): when streams finish, the engine
+    shrinks to the ``n_t`` still running, the first rows (views of the same buffers), so finished streams
+    cost nothing.
+    """
+    eng = CachedWaveNet(model, batch, c_up, g)
     model.state["engine"] = eng
-    u_t = None if uniforms is None else uniforms[od].transpose(0, 1).contiguous()  # (T, B, U)
-    if prompt is not None:
-        prompt_t = prompt[od].transpose(0, 1).contiguous()                 # (T_p, B)
-        known_t = known[od].transpose(0, 1).contiguous()
-    dtype = torch.long if model.head.discrete else torch.float32
-    draw = model._draw
-    u_rows = None if u_t is None else u_t.unbind(0)                      # (B, U) per step
-    xs, x, n = [], None, B
-    for t in tqdm(range(T), desc="sampling", unit="sample", disable=not progress, leave=False):
-        if t in active and active[t] != n:
-            n = active[t]
-            eng.shrink(n)
-            x = x[:n]
-        params = eng.step(x)
-        x = draw(params, None if u_rows is None else (u_rows[t] if n == B else u_rows[t][:n]), greedy,
-                 temperature)
-        if prompt is not None and t < prompt_t.shape[0]:
-            x = torch.where(known_t[t, :n], prompt_t[t, :n].to(dtype), x.to(dtype))
-        xs.append(x)
-    out = torch.full((T, B), model.silence().item(), dtype=dtype, device=dev)
-    bounds = sorted(active) + [T]
-    for t0, t1 in zip(bounds[:-1], bounds[1:]):                            # rows of equal width at once
-        out[t0:t1, :active[t0]] = torch.stack(xs[t0:t1]).to(dtype)
-    result = torch.empty_like(out.t())
-    result[od] = out.t()
-    return result
+    shrink_at = {}                                                         # t -> streams running from t on
+    if lengths is not None:
+        ends = lengths.tolist()
+        for j in range(batch - 1, 0, -1):
+            if ends[j] < ends[j - 1]:
+                shrink_at[ends[j]] = j
+
+    def step(t: int, prev: Tensor | None) -> Tensor:
+        if t in shrink_at:
+            eng.shrink(shrink_at[t])
+        return eng.step(prev if prev is None or len(prev) == eng.n else prev[:eng.n])
+
+    return step

@@ -3,12 +3,13 @@
 A saved model is a folder (``../shared/DESIGN.md`` section 2)::
 
     my_model/
-      config.json         {"class": "arsound.image.made:MADE", "config": {...}, "arsound_version": "0.1.0"}
+      config.json         {"class": "arsound.image.made:MADE", "config": {...}, "arsound_version": "0.2.0"}
       model.safetensors   the state dict (no pickle)
       README.md           model card: data, steps, metrics, config
 
-``save_pretrained`` writes into a hidden temporary folder and renames it into place, so a failure never
-leaves a half-written checkpoint and an existing one is replaced only once the new one is complete.
+``save_pretrained`` writes into a hidden temporary folder and renames it into place
+(:func:`~arsound.core.files.atomic_dir`), so a failure never leaves a half-written checkpoint and an
+existing one is replaced only once the new one is complete.
 ``load`` rebuilds ``Model(config_class(**config))`` with ``strict=True``; a bare name resolves through
 ``checkpoints/registry.json`` (``{"name": {"path": "relative/dir", "description": "..."}}``).
 
@@ -26,8 +27,6 @@ import json
 import os
 import platform
 import re
-import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..version import __version__
 from .config import from_dict
+from .files import atomic_dir, atomic_write, shipped_dir
 
 CONFIG, WEIGHTS, CARD, REGISTRY = "config.json", "model.safetensors", "README.md", "registry.json"
 
@@ -49,12 +50,6 @@ def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())
 
 
-def _installed_version() -> str:
-    import arsound  # lazily: arsound/__init__.py imports this module
-
-    return arsound.__version__
-
-
 def _major_minor(version: Any) -> tuple[int, int] | None:
     m = re.match(r"\s*(\d+)\.(\d+)", str(version))
     return (int(m.group(1)), int(m.group(2))) if m else None
@@ -62,13 +57,12 @@ def _major_minor(version: Any) -> tuple[int, int] | None:
 
 # ---- registry -------------------------------------------------------------------------------------
 def checkpoints_dir() -> Path:
-    """The repository's ``checkpoints/`` folder, or ``$ARSOUND_CHECKPOINTS`` when set."""
+    """The shipped ``checkpoints/`` folder (:func:`~arsound.core.files.shipped_dir`), or
+    ``$ARSOUND_CHECKPOINTS`` when set."""
     env = os.environ.get("ARSOUND_CHECKPOINTS")
     if env:
         return Path(env).expanduser()
-    import arsound
-
-    return Path(arsound.__file__).resolve().parents[1] / "checkpoints"
+    return shipped_dir("checkpoints")
 
 
 def registry(root: str | Path | None = None) -> dict[str, dict]:
@@ -146,25 +140,12 @@ def model_card(model: nn.Module, card: str | dict | None, title: str) -> str:
     cls = type(model)
     n = sum(p.numel() for p in model.parameters())
     lines = [f"# {title}", "", f"`{cls.__module__}:{cls.__qualname__}`, {n:,} parameters, "
-             f"saved by arsound {_installed_version()}.", "", "```python", "import arsound",
+             f"saved by arsound {__version__}.", "", "```python", "import arsound",
              f'model = arsound.load("path/to/{title}")', "```", ""]
     if card:
         lines += ["## Training", ""] + [f"- **{k}**: {_format_value(v)}" for k, v in card.items()] + [""]
     lines += ["## Config", "", "```json", json.dumps(dataclasses.asdict(model.config), indent=2), "```", ""]
     return "\n".join(lines)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_pretrained(model: nn.Module, path: str | Path, card: str | dict | None = None) -> Path:
@@ -186,37 +167,19 @@ def save_pretrained(model: nn.Module, path: str | Path, card: str | dict | None 
                               "choose another path")
     cls = type(model)
     meta = {"class": f"{cls.__module__}:{cls.__qualname__}", "config": dataclasses.asdict(config),
-            "arsound_version": _installed_version()}
+            "arsound_version": __version__}
     try:
         meta_text = json.dumps(meta, indent=2) + "\n"
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"cannot save {path}: the config of {cls.__name__} is not JSON ({_one_line(e)}); "
                               "use plain ints/floats/strings/lists in config dataclasses") from None
     weights = _weights_for_saving(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.mkdir()
-    try:
+    with atomic_dir(path) as tmp:
         (tmp / CONFIG).write_text(meta_text)
         save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CARD).write_text(model_card(model, card, path.name))
         with open(tmp / WEIGHTS, "rb") as f:
             os.fsync(f.fileno())
-        if path.exists():  # swap: old aside, new in, old removed; never a half-written `path`
-            old = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -250,7 +213,7 @@ def _read_meta(file: Path) -> dict:
 
 
 def _check_version(meta: dict, file: Path) -> None:
-    saved, installed = meta.get("arsound_version", "0.0"), _installed_version()
+    saved, installed = meta.get("arsound_version", "0.0"), __version__
     mm = _major_minor(saved)
     if mm is None:
         raise CheckpointError(f"{file}: unreadable arsound_version {saved!r}; re-export the checkpoint")
@@ -332,19 +295,8 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
 # ---- resume state ---------------------------------------------------------------------------------
 def save_resume_state(state: dict, path: str | Path) -> None:
     """``torch.save(state)`` to a temp file, fsync, then ``os.replace``: ``path`` is always whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb", durable=True) as f:
+        torch.save(state, f)
 
 
 def load_resume_state(path: str | Path) -> dict:

@@ -60,7 +60,7 @@ from . import sampling
 
 __all__ = [
     "Distribution", "Bernoulli", "Categorical", "MuLaw", "mu_law_encode", "mu_law_decode",
-    "DiscretizedLogisticMixture", "Gaussian", "GaussianMixture",
+    "DiscretizedLogisticMixture", "Gaussian", "GaussianMixture", "bin_centres", "nearest_bin",
 ]
 
 
@@ -225,6 +225,20 @@ class MuLaw(Categorical):
         return mu_law_decode(q, self.mu)
 
 
+# ---- bins of [-1, 1] ----------------------------------------------------------------------------
+def bin_centres(x: Tensor, num_bins: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Bin (level) indices ``x[...]`` in ``[0, K)`` -> their centres ``2x / (K - 1) - 1`` in [-1, 1] as
+    ``dtype``: image levels as network input, linear PCM bins as sample values, the mixture's bin centres."""
+    return x.to(dtype) * (2.0 / (num_bins - 1)) - 1.0
+
+
+def nearest_bin(y: Tensor, num_bins: int) -> Tensor:
+    """Values ``y[...]`` (clipped to [-1, 1]) -> LongTensor of the nearest of ``K`` bins, ties rounded up:
+    ``floor((y + 1) (K - 1) / 2 + 1/2)`` (the mu-law rule), computed in ``y``'s dtype (pass float64 for
+    16-bit audio)."""
+    return torch.floor((y.clamp(-1.0, 1.0) + 1.0) * ((num_bins - 1) / 2) + 0.5).long()
+
+
 # ---- mixtures -----------------------------------------------------------------------------------
 def _split3(params: Tensor, m: int) -> tuple[Tensor, Tensor, Tensor]:
     """``params[..., 3M]`` -> ``(logit_probs, means, log_scales)``, each ``[..., M]``."""
@@ -273,7 +287,7 @@ class DiscretizedLogisticMixture(Distribution):
         x = x.long().unsqueeze(-1)  # (..., 1)
         log_scales = log_scales.clamp(min=self.log_scale_min)
         inv_s = torch.exp(-log_scales)
-        centred = x.to(means.dtype) * (2.0 / (K - 1)) - 1.0 - means
+        centred = bin_centres(x, K, means.dtype) - means
         z_plus = inv_s * (centred + 1.0 / (K - 1))
         z_minus = inv_s * (centred - 1.0 / (K - 1))
         # log(1 - exp(-d)) with d = z+ - z- = 2h/s > 0; clamped so d never underflows to 0
@@ -306,7 +320,7 @@ class DiscretizedLogisticMixture(Distribution):
 
     def _to_bin(self, y: Tensor) -> Tensor:
         """Values -> nearest bin index, clipped to ``[0, K)``."""
-        return torch.round((y.clamp(-1.0, 1.0) + 1.0) * ((self.num_classes - 1) / 2)).long()
+        return nearest_bin(y, self.num_classes)
 
     def mode(self, params: Tensor) -> Tensor:
         """The bin nearest the mean of the heaviest component: the ``T -> 0`` limit of :meth:`sample`.
@@ -321,12 +335,19 @@ class DiscretizedLogisticMixture(Distribution):
 
 
 class Gaussian(Distribution):
-    """Continuous ``x`` from ``params[..., 2] = [mean, log_scale]`` (log-scale clamped at the floor)."""
+    """Continuous ``x`` from ``params[..., 2] = [mean, log_scale]`` (log-scale clamped at the floor).
+
+    ``bounds = (lo, hi)`` clips draws and modes to the data's range (a waveform's [-1, 1]); ``log_prob``
+    stays the unbounded density.
+    """
 
     num_params, num_uniforms, discrete = 2, 1, False
 
-    def __init__(self, log_scale_min: float = -9.0) -> None:
-        self.log_scale_min = log_scale_min
+    def __init__(self, log_scale_min: float = -9.0, bounds: tuple[float, float] | None = None) -> None:
+        self.log_scale_min, self.bounds = log_scale_min, bounds
+
+    def _clip(self, v: Tensor) -> Tensor:
+        return v if self.bounds is None else v.clamp(*self.bounds)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         self._check(params)
@@ -339,11 +360,11 @@ class Gaussian(Distribution):
         params = _upcast(params)
         u = self._uniforms(params, u, generator)[..., 0].to(params.dtype)
         log_s = params[..., 1].clamp(min=self.log_scale_min)
-        return params[..., 0] + torch.exp(log_s) * temperature * torch.special.ndtri(u)
+        return self._clip(params[..., 0] + torch.exp(log_s) * temperature * torch.special.ndtri(u))
 
     def mode(self, params: Tensor) -> Tensor:
         self._check(params)
-        return params[..., 0]
+        return self._clip(params[..., 0])
 
 
 def _normal_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
@@ -353,15 +374,18 @@ def _normal_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
 class GaussianMixture(Distribution):
     """``M`` Gaussians, ``params[..., 3M] = [logit_probs(M), means(M), log_scales(M)]``.
 
-    Draws use ``u[..., 0]`` for the component and ``u[..., 1]`` for the Gaussian.
+    Draws use ``u[..., 0]`` for the component and ``u[..., 1]`` for the Gaussian; ``bounds`` as
+    :class:`Gaussian`'s.
     """
 
     num_uniforms, discrete = 2, False
+    _clip = Gaussian._clip
 
-    def __init__(self, num_mixtures: int, log_scale_min: float = -9.0) -> None:
+    def __init__(self, num_mixtures: int, log_scale_min: float = -9.0,
+                 bounds: tuple[float, float] | None = None) -> None:
         if num_mixtures < 1:
             raise ValueError(f"num_mixtures must be >= 1, got {num_mixtures}")
-        self.num_mixtures, self.log_scale_min = num_mixtures, log_scale_min
+        self.num_mixtures, self.log_scale_min, self.bounds = num_mixtures, log_scale_min, bounds
 
     @property
     def num_params(self) -> int:
@@ -383,10 +407,10 @@ class GaussianMixture(Distribution):
         u = self._uniforms(params, u, generator)
         k = sampling.sample_logits(logit_probs, u[..., 0], temperature=temperature)  # (...)
         log_s = _gather(log_scales, k).clamp(min=self.log_scale_min)
-        return _gather(means, k) + torch.exp(log_s) * temperature * torch.special.ndtri(u[..., 1].to(means.dtype))
+        return self._clip(_gather(means, k) + torch.exp(log_s) * temperature * torch.special.ndtri(u[..., 1].to(means.dtype)))
 
     def mode(self, params: Tensor) -> Tensor:
         """The mean of the heaviest component: the ``T -> 0`` limit of :meth:`sample` (the mixture's
         mode when the components are well separated and equally wide)."""
         logit_probs, means, _ = self.split(params)
-        return _gather(means, logit_probs.argmax(-1))
+        return self._clip(_gather(means, logit_probs.argmax(-1)))

@@ -1,4 +1,4 @@
-"""The one autoregressive-model interface every arsound model implements.
+"""The one autoregressive-model interface every arsound model implements, and its one sampling engine.
 
 A model is ``Model(cfg)`` with ``cfg`` a dataclass (saved inside every checkpoint). Its network maps a
 teacher-forced input ``x`` to per-element distribution *parameters*; a distribution family from
@@ -13,14 +13,23 @@ Contract (``../shared/DESIGN.md`` section 2):
 - ``sample(n, prompt=None, generator=None, **cond)``: a prompt fixes the given positions.
 - ``loss(batch) -> (loss, metrics)``: all the Trainer knows about a model.
 
-The generic :meth:`ARModel.sample` is the *naive* sampler: one full forward pass per element. Models
-with a cached fast path override :meth:`sample`, build the same :class:`Canvas` (so they draw the same
-values from the same uniforms) and are tested against this one.
+Sampling, step by step. One engine (:func:`run_steps`) draws every element of a :class:`Canvas` in
+generation order; a model only says how to get the parameters of the next element. ``model.steps(canvas,
+**cond)`` is a context manager (set-up and clean-up: caches, ``streaming()``, threads) that yields a
+*step* function::
+
+    step(s, prev) -> params[n_s, P]     # of element order[s]; prev: the values just drawn for order[s - 1]
+                                        # (None at s = 0); n_s <= n streams still running (a prefix)
+
+The prompt, the uniforms (pre-drawn, so two paths draw the same values), temperature, greedy decoding
+and the progress bar are the engine's and the canvas's, never a model's. :meth:`ARModel.naive_steps` is
+the reference step: one full forward pass per element. Models with a cached path override
+:meth:`ARModel.steps` and are tested to draw exactly what the naive step draws.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +38,8 @@ from tqdm.auto import tqdm
 from .metrics import LN2
 from .sampling import get_uniform
 from .streaming import streaming
+
+Step = Callable[[int, "Tensor | None"], Tensor]
 
 
 @contextlib.contextmanager
@@ -43,40 +54,73 @@ def eval_mode(module: nn.Module):
 
 
 class Canvas:
-    """One sampling run: the canvas ``x[n, *event]`` (prompted positions set), the prompt mask, and the
+    """One sampling run: the canvas ``x[n, *shape]`` (prompted positions set), the prompt mask, and the
     uniforms of every element, pre-drawn as ``[n, D, U]`` (``U = head.num_uniforms``) unless greedy.
 
-    Every sampler, naive or cached, draws through :meth:`draw`, so given the same generator or
-    uniforms they produce the same values element by element.
+    shape, order: the event shape and the generation order (default ``model.event_shape`` and
+        ``model.generation_order()``; a waveform model passes the length it generates and ``arange(T)``).
+    prompt: ``Tensor[*shape]`` or ``[n, *shape]``; entries ``>= 0`` (discrete data) or not NaN (continuous
+        data) are kept. uniforms: pre-drawn ``[n, *shape, U]`` (two samplers then draw the same values).
+
+    Every sampler draws through :meth:`draw`, so given the same generator or uniforms two samplers,
+    naive or cached, produce the same values element by element.
     """
 
     def __init__(self, model: "ARModel", n: int, prompt: Tensor | None = None,
                  generator: torch.Generator | None = None, temperature: float = 1.0, greedy: bool = False,
-                 uniforms: Tensor | None = None) -> None:
+                 uniforms: Tensor | None = None, shape: tuple[int, ...] | None = None,
+                 order: Tensor | None = None) -> None:
+        if temperature <= 0 and not greedy:
+            raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for the mode)")
         self.head, self.temperature, self.greedy = model.head, temperature, greedy
-        self.x, self.known = model._blank(n, prompt)
-        D = self.x[0].numel()
-        shape = (n, D, model.head.num_uniforms)
+        self.x, self.known = model._blank(n, prompt, shape)
+        self.n, self.D = n, self.x[0].numel()
+        self.order = (model.generation_order() if order is None else order).tolist()  # indices into x[0].flatten()
+        U = model.head.num_uniforms
         if uniforms is None and not greedy:
-            uniforms = get_uniform(None, shape, generator=generator, device=model.device)
-        self.uniforms = None if uniforms is None else uniforms.reshape(shape)
-        self.flat, self.known_flat = self.x.view(n, D), self.known.view(n, D)  # (n, D) views of x
+            uniforms = get_uniform(None, (n, self.D, U), generator=generator, device=model.device)
+        # step-major (D, n, U), so each step reads one contiguous block
+        self.uniforms = None if greedy else uniforms.reshape(n, self.D, U).transpose(0, 1).contiguous()
+        self.flat, self.known_flat = self.x.view(n, self.D), self.known.view(n, self.D)  # (n, D) views of x
+        self.prompted = bool(self.known.any())
 
     def draw(self, pos: int, params: Tensor) -> Tensor:
-        """Set element ``pos`` (an index into ``x[0].flatten()``) of every example from its parameters
-        ``params[n, P]``, keeping prompted values; returns the values now there, ``[n]``."""
+        """Set element ``pos`` (an index into ``x[0].flatten()``) of the first ``m`` examples from their
+        parameters ``params[m, P]`` (``m <= n``), keeping prompted values; returns the values now there,
+        ``[m]``."""
+        m = params.shape[0]
         if self.greedy:
             v = self.head.mode(params)
         else:
-            v = self.head.sample(params, self.uniforms[:, pos], temperature=self.temperature)
-        self.flat[:, pos] = torch.where(self.known_flat[:, pos], self.flat[:, pos], v.to(self.flat.dtype))
-        return self.flat[:, pos]
+            u = self.uniforms[pos]
+            v = self.head.sample(params, u if m == self.n else u[:m], temperature=self.temperature)
+        if v.dtype != self.flat.dtype:
+            v = v.to(self.flat.dtype)
+        if self.prompted:
+            v = torch.where(self.known_flat[:m, pos], self.flat[:m, pos], v)
+        self.flat[:m, pos] = v
+        return v
+
+
+def run_steps(model: "ARModel", canvas: Canvas, steps: ContextManager[Step], *, progress: bool = False,
+              limit: int | None = None) -> Tensor:
+    """Draw the elements of ``canvas`` in its generation order with the step function ``steps`` yields
+    (``model.steps(canvas, ...)`` or ``model.naive_steps(canvas, ...)``); returns ``canvas.x``. ``limit``
+    stops after that many elements (benchmarks time a part of a long naive run)."""
+    order = canvas.order[:limit]
+    with torch.no_grad(), eval_mode(model), steps as step:
+        prev = None
+        for s, pos in enumerate(tqdm(order, desc="sampling", unit=model.sample_unit, disable=not progress,
+                                     leave=False)):
+            prev = canvas.draw(pos, step(s, prev))
+    return canvas.x
 
 
 class ARModel(nn.Module):
     """Base class. Subclasses set ``config_class``, build ``self.head`` and implement ``forward``."""
 
     config_class: type = None  # the model's config dataclass
+    sample_unit = "el"         # what one step draws, for progress bars
 
     def __init__(self, config) -> None:
         super().__init__()
@@ -124,11 +168,19 @@ class ARModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    # ---- generic (naive) sampling ---------------------------------------------------------------
-    def _blank(self, n: int, prompt: Tensor | None) -> tuple[Tensor, Tensor]:
-        """A canvas ``x[n, *event]`` and the boolean mask of the positions a prompt fixes."""
-        dtype = torch.long if self.head.discrete else torch.float32
-        x = torch.zeros((n, *self.event_shape), dtype=dtype, device=self.device)
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the parameters: the network runs in it (``.double()``, ``.bfloat16()``)."""
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- sampling -------------------------------------------------------------------------------
+    def _blank(self, n: int, prompt: Tensor | None, shape: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor]:
+        """A canvas ``x[n, *shape]`` and the boolean mask of the positions a prompt fixes."""
+        dtype = torch.long if self.head.discrete else self.dtype
+        x = torch.zeros((n, *(shape or self.event_shape)), dtype=dtype, device=self.device)
         known = torch.zeros(x.shape, dtype=torch.bool, device=self.device)
         if prompt is not None:
             prompt = prompt.to(self.device).expand_as(x)
@@ -136,10 +188,19 @@ class ARModel(nn.Module):
             x = torch.where(known, prompt.to(dtype), x)
         return x, known
 
-    @torch.no_grad()
+    @contextlib.contextmanager
+    def naive_steps(self, canvas: Canvas, **cond) -> Iterator[Step]:
+        """The reference step: one full forward pass over the canvas per element."""
+        order = canvas.order
+        yield lambda s, prev: self(canvas.x, **cond).reshape(canvas.n, canvas.D, -1)[:, order[s]]  # (n, P)
+
+    def steps(self, canvas: Canvas, **cond) -> ContextManager[Step]:
+        """The cached step where the model has one (override); the naive step otherwise."""
+        return self.naive_steps(canvas, **cond)
+
     def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, **cond) -> Tensor:
+               progress: bool = False, cached: bool = True, **cond) -> Tensor:
         """Draw ``n`` examples, one element at a time in :meth:`generation_order`.
 
         prompt: ``Tensor[*event]`` or ``Tensor[n, *event]``; elements ``>= 0`` (discrete data) or not
@@ -147,15 +208,10 @@ class ARModel(nn.Module):
         uniforms: optional pre-drawn ``Tensor[n, *event, U]`` (``U = head.num_uniforms``) so that two
             samplers can be compared exactly.
         greedy: take the mode of each conditional instead of sampling.
+        cached: the model's cached step (:meth:`start`); False: the naive step (:meth:`naive_steps`).
         progress: show a progress bar over the elements.
         """
-        with eval_mode(self):
+        with torch.no_grad():
             canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
-            D = canvas.flat.shape[1]
-            for pos in tqdm(self.generation_order().tolist(), desc="sampling", unit="el", disable=not progress,
-                            leave=False):
-                canvas.draw(pos, self(canvas.x, **cond).reshape(n, D, -1)[:, pos])  # (n, P)
-        return canvas.x
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        steps = self.steps(canvas, **cond) if cached else self.naive_steps(canvas, **cond)
+        return run_steps(self, canvas, steps, progress=progress)

@@ -44,6 +44,7 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_resume_state, save_pretrained, save_resume_state
+from .files import atomic_write
 
 DECAYS = ("cosine", "linear", "none")
 AMPS = ("auto", "bf16", "off")
@@ -253,12 +254,10 @@ class _RunLog:
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
                 self.fields, rows = reader.fieldnames, [r for r in reader if int(r["step"]) <= resume_step]
-            tmp = self.path.with_name(".log.csv.tmp")
-            with open(tmp, "w", newline="") as f:
+            with atomic_write(self.path, newline="") as f:
                 writer = csv.DictWriter(f, self.fields)
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, self.path)
         self.file = open(self.path, "a" if self.fields else "w", newline="")
         if self.fields:
             self.writer = csv.DictWriter(self.file, self.fields, extrasaction="ignore")

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..core.files import atomic_write, write_json
 from ..audio.io import AudioError, load_audio, normalize_peak, save_audio, trim_silence
 from .images import IMAGE_DATASETS, SPLIT_SEED, load_images
 from .audio import DEFAULT_ROOT, SAMPLE_RATE, SPLIT_RULE, DataError, sha256_file, split_for
@@ -342,12 +343,6 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or "no message"
     return f"{type(e).__name__}: {text}"[:300]
@@ -442,11 +437,11 @@ def prepare(name: str, root=DEFAULT_ROOT, limit: int | None = None, force: bool 
                 bar.update(len(batch))
                 bar.set_postfix(failed=len(failed))
                 if time.monotonic() - last_write > 10:  # an interrupted run keeps what it finished
-                    _write_json(mpath, manifest())
+                    write_json(mpath, manifest(), indent=1)
                     last_write = time.monotonic()
     finally:
         data = manifest()
-        _write_json(mpath, data)
+        write_json(mpath, data, indent=1)
         if in_main:
             signal.signal(signal.SIGTERM, old_term)
     result.failed = data["failed"]
@@ -475,14 +470,13 @@ def prepare_images(name: str, root=DEFAULT_ROOT) -> Path:
         for levels in (2, native):
             d = load_images(name, split, levels)
             path = base / f"{split}_{levels}lv.npz"
-            tmp = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez(tmp, x=d.x.numpy().astype(np.uint8), y=d.y.numpy())
-            os.replace(tmp, path)
+            with atomic_write(path, "wb") as f:
+                np.savez(f, x=d.x.numpy().astype(np.uint8), y=d.y.numpy())
             files.append({"path": path.name, "split": split, "levels": levels, "n": len(d),
                           "shape": [1, side, side], "sha256": sha256_file(path)})
     manifest = {"name": name, "source": _SOURCES[name], "split_rule": _SPLIT_RULES[name], "files": files}
     mpath = base / "manifest.json"
-    _write_json(mpath, manifest)
+    write_json(mpath, manifest, indent=1)
     return mpath
 
 

@@ -45,6 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..core.files import atomic_write, write_json, write_text
+
 SCORES = ("nll", "ratio", "typicality")
 
 
@@ -456,34 +458,23 @@ def histogram_png(clean_nll: Tensor, others: dict[str, Tensor], path: str | Path
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    return Path(path)
 
 
 def write_outputs(out_dir: str | Path, results: dict, reports: dict[str, AnomalyReport], stem: str = "") -> dict:
     """Write ``<stem>results.json`` (``results`` + each report), ``<stem>table.md`` and one NLL histogram
     ``<stem>nll_<model>.png`` per model into ``out_dir``, each atomically. Returns the JSON dict."""
-    import json
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = {**results, "models": {m: r.to_dict() for m, r in reports.items()}}
     for m, r in reports.items():
         others = {k: v for k, v in r.nll.items() if k != "clean"}
         histogram_png(r.nll["clean"], others, out / f"{stem}nll_{m}.png", title=f"{m}: NLL, clean vs anomalies")
-    _write_text(out / f"{stem}table.md", markdown_table(reports))
-    _write_text(out / f"{stem}results.json", json.dumps(results, indent=2) + "\n")
+    write_text(out / f"{stem}table.md", markdown_table(reports))
+    write_json(out / f"{stem}results.json", results)
     return results
 
 

@@ -17,26 +17,25 @@ instead (one feature per element, ``K - 1`` times fewer weights).
 
 The order is raster over pixels with channels inside a pixel (R -> G -> B), as every image model here.
 
-:class:`IncrementalSampler` (also NADE's) samples in ``O(D x state)`` per element instead of one full
-forward pass: the logits of every later element are updated as each element is drawn.
+:class:`IncrementalSampler` (also NADE's) is the cached step, ``O(D x state)`` per element instead of one
+full forward pass: the logits of every later element are updated as each element is drawn.
 
 Letters: ``B`` batch, ``D = C*H*W`` elements, ``F`` input features per element, ``P`` parameters per
 element.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..core.layers import MaskedLinear, made_direct_mask
-from ..core.model import ARModel, Canvas, eval_mode
-from .common import image_head, scale_input
-from .pixelcnn import channel_minor_order
+from ..core.model import Canvas
+from .common import ImageModel, channel_minor_order, image_head, scale_input
 
 __all__ = ["FVSBNConfig", "FVSBN", "IncrementalSampler", "element_features", "num_features"]
 
@@ -54,16 +53,15 @@ def element_features(x: Tensor, levels: int, one_hot: bool, dtype=torch.float32)
     """
     if one_hot:
         return F.one_hot(x.long(), levels)[..., 1:].to(dtype)
-    return scale_input(x, levels).unsqueeze(-1).to(dtype)
+    return scale_input(x, levels, dtype).unsqueeze(-1)
 
 
-class IncrementalSampler(ARModel):
-    """``sample`` by an incremental pass: a state holds what the drawn elements contribute so far.
+class IncrementalSampler(ImageModel):
+    """A cached step by an incremental pass: a state holds what the drawn elements contribute so far.
 
     Subclasses implement ``_start(n) -> state``, ``_params_at(state, pos) -> params[n, P]`` (the
     conditional of element ``pos`` given the elements drawn so far) and ``_update(state, pos,
-    feats[n, F]) -> state`` (add element ``pos``'s contribution). Same arguments, uniforms and draws as
-    :meth:`ARModel.sample`; ``cached=False`` runs that naive sampler instead.
+    feats[n, F]) -> state`` (add element ``pos``'s contribution).
     """
 
     def _start(self, n: int):
@@ -75,21 +73,19 @@ class IncrementalSampler(ARModel):
     def _update(self, state, pos: int, feats: Tensor):
         raise NotImplementedError
 
-    @torch.no_grad()
-    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, cached: bool = True, **cond) -> Tensor:
-        if not cached:
-            return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas, **cond):
         K, one_hot = self.config.levels, self.config.one_hot
-        with eval_mode(self):
-            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
-            state = self._start(n)
-            for pos in tqdm(self.generation_order().tolist(), desc="sampling", unit="el", disable=not progress,
-                            leave=False):
-                v = canvas.draw(pos, self._params_at(state, pos))  # (n,)
-                state = self._update(state, pos, element_features(v, K, one_hot))
-        return canvas.x
+        order = canvas.order
+        state = self._start(canvas.n)
+
+        def step(s: int, prev: Tensor | None) -> Tensor:
+            nonlocal state
+            if s:  # add the element just drawn
+                state = self._update(state, order[s - 1], element_features(prev, K, one_hot))
+            return self._params_at(state, order[s])  # (n, P)
+
+        yield step
 
 
 @dataclass
@@ -120,10 +116,6 @@ class FVSBN(IncrementalSampler):
         with torch.no_grad():  # start from the independent model (all elements uniform)
             self.linear.weight.zero_()
             self.linear.bias.zero_()
-
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
 
     def generation_order(self) -> Tensor:
         return self.order.cpu()

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.layers import MaskedLinear, made_masks
-from ..core.model import ARModel
-from .common import image_head, scale_input
+from .common import ImageModel, image_head
 
 
 @dataclass
@@ -31,7 +30,7 @@ class MADEConfig:
     seed: int = 0                              # seeds the orderings and hidden-unit degrees
 
 
-class MADE(ARModel):
+class MADE(ImageModel):
     config_class = MADEConfig
     presets = {"debug": dict(hidden=(32,)), "small": dict(hidden=(500,)),
                "base": dict(hidden=(1000, 1000), num_masks=8)}
@@ -56,10 +55,6 @@ class MADE(ARModel):
         self.register_buffer("mask_index", torch.zeros((), dtype=torch.long))
         self._applied = -1  # the mask set currently copied into the layers
 
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
-
     def set_mask(self, m: int) -> None:
         """Use mask set ``m`` (and its ordering) for the next passes."""
         self.mask_index.fill_(m)
@@ -78,7 +73,7 @@ class MADE(ARModel):
     def forward(self, x: Tensor) -> Tensor:
         """``x[B, C, H, W]`` levels -> params ``[B, C, H, W, P]`` under the current mask set."""
         self._apply_masks()
-        h = scale_input(x, self.config.levels).flatten(1)
+        h = self.scaled(x).flatten(1)
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < len(self.layers) - 1:

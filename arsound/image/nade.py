@@ -11,7 +11,7 @@ Estimation", JMLR 2016 (and DocNADE's softmax outputs). With ``order`` the gener
 
 Because ``a_{i+1} = a_i + W[:, order[i]] f(x_order[i])``, all ``D`` hidden vectors cost one exclusive
 cumulative sum, ``O(D H)`` per example, instead of ``D`` separate ``O(D H)`` matrix products; sampling
-uses the same recursion (:class:`~arsound.image.fvsbn.IncrementalSampler`), ``O(D H)`` per image.
+uses the same recursion as its cached step (:class:`~arsound.image.fvsbn.IncrementalSampler`), ``O(D H)`` per image.
 
 Input features per element are those of FVSBN (:func:`~arsound.image.fvsbn.element_features`): the
 ``K - 1`` indicators of the level by default (the binary ``x`` itself for ``K = 2``), or the scaled
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .common import image_head
+from .common import channel_minor_order
 from .fvsbn import IncrementalSampler, element_features, num_features
-from .pixelcnn import channel_minor_order
 
 __all__ = ["NADEConfig", "NADE"]
 
@@ -77,10 +77,6 @@ class NADE(IncrementalSampler):
         order = channel_minor_order(config.shape)
         self.register_buffer("order", order, persistent=False)
         self.register_buffer("step_of", torch.argsort(order), persistent=False)  # element -> its step
-
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
 
     def generation_order(self) -> Tensor:
         return self.order.cpu()

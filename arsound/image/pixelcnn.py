@@ -21,33 +21,22 @@ of the output distribution per element, ``r`` kernel half-width.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..core.layers import MaskedConv2d, gated
-from ..core.model import ARModel, Canvas, eval_mode
-from .common import image_head, scale_input
+from ..core.model import Canvas
+from .common import ImageModel, image_head, position
 
-__all__ = ["PixelCNNConfig", "PixelCNN", "GatedPixelCNNConfig", "GatedPixelCNN", "channel_minor_order"]
-
-# draw(c, i, j, params[B, P]): sets x[:, c, i, j] from the conditional's parameters
-Draw = Callable[[int, int, int, Tensor], None]
+__all__ = ["PixelCNNConfig", "PixelCNN", "GatedPixelCNNConfig", "GatedPixelCNN"]
 
 
 def round_up(n: int, m: int) -> int:
     return -(-n // m) * m
-
-
-def channel_minor_order(shape) -> Tensor:
-    """Raster order over pixels, channels within a pixel: indices into ``x[0].flatten()`` of (C, H, W)."""
-    C, H, W = shape
-    HW = H * W
-    return (torch.arange(HW)[:, None] + HW * torch.arange(C)[None, :]).flatten()
 
 
 def to_params(out: Tensor, C: int) -> Tensor:
@@ -104,36 +93,6 @@ class _WindowCache:
         return F.linear(win.reshape(win.shape[0], -1), self.weight, self.bias)  # (B, C_out)
 
 
-class _CachedSampling(ARModel):
-    """``sample`` with the cached path by default; ``cached=False`` is the generic naive sampler."""
-
-    def generation_order(self) -> Tensor:
-        return channel_minor_order(self.config.shape)
-
-    def run_cached(self, x: Tensor, draw: Draw, progress: bool = False, **cond) -> None:
-        """Visit the elements of canvas ``x[B, C, H, W]`` in generation order, calling ``draw`` with the
-        parameters of each conditional given the current ``x``; ``draw`` must set that element."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, cached: bool = True, **cond) -> Tensor:
-        """As :meth:`ARModel.sample` (same arguments, same uniforms, same draws); ``cached=False`` runs
-        that naive sampler (one full forward pass per element) instead of the cached one."""
-        if not cached:
-            return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        C, H, W = self.event_shape
-        with eval_mode(self):
-            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
-
-            def draw(c: int, i: int, j: int, params: Tensor) -> None:
-                canvas.draw((c * H + i) * W + j, params)
-
-            self.run_cached(canvas.x, draw, progress=progress, **cond)
-        return canvas.x
-
-
 # ---- PixelCNN -----------------------------------------------------------------------------------
 @dataclass
 class PixelCNNConfig:
@@ -160,7 +119,7 @@ class ResidualBlock(nn.Module):
         return x + self.conv_out(F.relu(y))
 
 
-class PixelCNN(_CachedSampling):
+class PixelCNN(ImageModel):
     """PixelCNN: masked convolutions with residual blocks; ``forward(x[B, C, H, W]) -> [B, C, H, W, P]``."""
 
     config_class = PixelCNNConfig
@@ -181,10 +140,6 @@ class PixelCNN(_CachedSampling):
         self.out1 = MaskedConv2d(2 * h, hc, 1, "B", C)
         self.out2 = MaskedConv2d(hc, C * self.head.num_params, 1, "B", C)
 
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
-
     def network(self, h: Tensor) -> Tensor:
         """Scaled input ``h[B, C, H, W]`` in [-1, 1] -> raw output ``[B, C*P, H, W]`` laid out (C, P)."""
         a = self.first(h)  # (B, 2h, H, W)
@@ -194,15 +149,16 @@ class PixelCNN(_CachedSampling):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x[B, C, H, W]`` levels -> ``params[B, C, H, W, P]``."""
-        return to_params(self.network(scale_input(x, self.config.levels)), x.shape[1])
+        return to_params(self.network(self.scaled(x)), x.shape[1])
 
-    @torch.no_grad()
-    def run_cached(self, x: Tensor, draw: Draw, progress: bool = False) -> None:
-        """Per position: the first layer reads its 7x7 window of cached pixels, each block writes its
-        1x1 output into the cache of its kxk layer and reads that layer's window back."""
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas):
+        """The cached step: per position the first layer reads its window of cached pixels, each block
+        writes its 1x1 output into the cache of its kxk layer and reads that layer's window back."""
+        x = canvas.x
         B, C, H, W = x.shape
-        K = self.config.levels
-        h_in = scale_input(x, K)
+        order = canvas.order
+        h_in = self.scaled(x)
         first = _WindowCache(self.first, B, H, W, h_in)
         first.fill(h_in)
         mids = [_WindowCache(b.conv, B, H, W, h_in) for b in self.blocks]
@@ -210,18 +166,19 @@ class PixelCNN(_CachedSampling):
         outs = [_point(b.conv_out) for b in self.blocks]
         o1, o2 = _point(self.out1), _point(self.out2)
 
-        def step(i: int, j: int) -> Tensor:
+        def step(s: int, prev: Tensor | None) -> Tensor:
+            if s:  # the pixel just drawn (all its channels, as the canvas holds them now)
+                _, i0, j0 = position(order[s - 1], (C, H, W))
+                first.write(i0, j0, self.scaled(x[:, :, i0, j0]))
+            c, i, j = position(order[s], (C, H, W))
             a = first(i, j)  # (B, 2h)
             for mid, w_in, w_out in zip(mids, ins, outs):
                 mid.write(i, j, F.relu(F.linear(F.relu(a), *w_in)))
                 a = a + F.linear(F.relu(mid(i, j)), *w_out)
-            return F.linear(F.relu(F.linear(F.relu(a), *o1)), *o2).view(B, C, -1)  # (B, C, P)
+            # channel c's output depends on x[:, :c, i, j], never on x[:, c:, i, j]
+            return F.linear(F.relu(F.linear(F.relu(a), *o1)), *o2).view(B, C, -1)[:, c]  # (B, P)
 
-        for t in tqdm(range(H * W), desc="sampling", unit="px", disable=not progress, leave=False):
-            i, j = divmod(t, W)
-            for c in range(C):  # channel c's output depends on x[:, :c, i, j], never on x[:, c:, i, j]
-                draw(c, i, j, step(i, j)[:, c])
-                first.write(i, j, scale_input(x[:, :, i, j], K))
+        yield step
 
 
 # ---- Gated PixelCNN -----------------------------------------------------------------------------
@@ -263,7 +220,7 @@ class GatedLayer(nn.Module):
         return h + g if self.residual else g
 
 
-class GatedPixelCNN(_CachedSampling):
+class GatedPixelCNN(ImageModel):
     """Gated PixelCNN (no blind spot, optional class conditioning): ``forward(x, y=None) -> [B, C, H, W, P]``."""
 
     config_class = GatedPixelCNNConfig
@@ -287,10 +244,6 @@ class GatedPixelCNN(_CachedSampling):
         self.embed = nn.Embedding(config.num_classes, len(layers) * 4 * h) if config.num_classes else None
         self.out1 = MaskedConv2d(h, hc, 1, "B", C)
         self.out2 = MaskedConv2d(hc, C * self.head.num_params, 1, "B", C)
-
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
 
     def class_bias(self, y, B: int) -> Tensor | None:
         """Labels ``y`` (LongTensor[B], or one label for all) -> ``[B, L, 2, 2h]`` (vertical, horizontal)."""
@@ -324,16 +277,19 @@ class GatedPixelCNN(_CachedSampling):
 
     def forward(self, x: Tensor, y=None) -> Tensor:
         """``x[B, C, H, W]`` levels (+ labels ``y[B]``) -> ``params[B, C, H, W, P]``."""
-        return to_params(self.network(scale_input(x, self.config.levels), y), x.shape[1])
+        return to_params(self.network(self.scaled(x), y), x.shape[1])
 
-    @torch.no_grad()
-    def run_cached(self, x: Tensor, draw: Draw, progress: bool = False, y=None) -> None:
-        """Vertical stack once per image row (each layer convolves its cached last ``r + 1`` rows),
-        horizontal stack once per element (each layer reads its cached ``1 x k`` window)."""
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas, y=None):
+        """The cached step: the vertical stack once per image row (each layer convolves its cached last
+        ``r + 1`` rows), the horizontal stack once per element (each layer reads its cached ``1 x k``
+        window)."""
+        x = canvas.x
         B, C, H, W = x.shape
-        K, L, G = self.config.levels, len(self.layers), C
+        L, G = len(self.layers), C
+        order = canvas.order
         cond = self.class_bias(y, B)
-        h_in = scale_input(x, K)
+        h_in = self.scaled(x)
         # vertical caches: layer n's input rows, zero-padded r above and r left / right
         vbufs = [h_in.new_zeros(B, layer.vconv.in_channels, H + layer.r, W + 2 * layer.r) for layer in self.layers]
         r0 = self.layers[0].r
@@ -365,22 +321,25 @@ class GatedPixelCNN(_CachedSampling):
                 out.append(t if cond is None else t + cond[:, n, 1, None, :])
             return out
 
-        def step(i: int, j: int, vh: list[Tensor]) -> Tensor:
+        # row 0 sees only the zero row the down shift brings in
+        vh = to_horizontal([h_in.new_zeros(B, 2 * self.hidden, W) for _ in range(L)])
+
+        def step(s: int, prev: Tensor | None) -> Tensor:
+            nonlocal vh
+            c, i, j = position(order[s], (C, H, W))
+            if s:  # the pixel just drawn (all its channels, as the canvas holds them now)
+                _, i0, j0 = position(order[s - 1], (C, H, W))
+                hwins[0].write(i0, j0, self.scaled(x[:, :, i0, j0]))
+            if i > 0 and j == 0 and c == 0:  # a new row: the vertical stack takes the finished one
+                vbufs[0][:, :, i - 1 + r0, r0:r0 + W] = self.scaled(x[:, :, i - 1])
+                vh = to_horizontal(vertical_row(i - 1))
             hz = None
             for n, (win, layer) in enumerate(zip(hwins, self.layers)):
                 if n:
                     win.write(i, j, hz)
                 g = F.linear(gate_groups(win(i, j) + vh[n][:, j], G), *hout[n])  # (B, h)
                 hz = hz + g if layer.residual else g
-            return F.linear(F.relu(F.linear(F.relu(hz), *o1)), *o2).view(B, C, -1)  # (B, C, P)
+            # channel c's output depends on x[:, :c, i, j], never on x[:, c:, i, j]
+            return F.linear(F.relu(F.linear(F.relu(hz), *o1)), *o2).view(B, C, -1)[:, c]  # (B, P)
 
-        # row 0 sees only the zero row the down shift brings in
-        vh = to_horizontal([h_in.new_zeros(B, 2 * self.hidden, W) for _ in range(L)])
-        for i in tqdm(range(H), desc="sampling", unit="row", disable=not progress, leave=False):
-            for j in range(W):
-                for c in range(C):  # channel c's output depends on x[:, :c, i, j], never on x[:, c:, i, j]
-                    draw(c, i, j, step(i, j, vh)[:, c])
-                    hwins[0].write(i, j, scale_input(x[:, :, i, j], K))
-            if i + 1 < H:
-                vbufs[0][:, :, i + r0, r0:r0 + W] = scale_input(x[:, :, i], K)
-                vh = to_horizontal(vertical_row(i))
+        yield step

@@ -37,9 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.distributions import DiscretizedLogisticMixture
-from ..core.model import ARModel
-from .common import scale_input
-from .pixelcnn import channel_minor_order
+from .common import ImageModel
 
 __all__ = ["PixelCNNppConfig", "PixelCNNpp", "concat_elu"]
 
@@ -158,7 +156,7 @@ def num_downsamplings(H: int, W: int, most: int) -> int:
     return d
 
 
-class PixelCNNpp(ARModel):
+class PixelCNNpp(ImageModel):
     """PixelCNN++: ``forward(x[B, C, H, W]) -> params[B, C, H, W, 3M]`` (per-channel conditionals)."""
 
     config_class = PixelCNNppConfig
@@ -199,13 +197,6 @@ class PixelCNNpp(ARModel):
         self.upsample_ul = nn.ModuleList(DownRightShiftedDeconv2d(nf, nf) for _ in range(R - 1))
         # per pixel: M logits, C x M means, C x M log-scales, C(C-1)/2 x M coefficients
         self.out = nn.Conv2d(nf, M * (1 + 2 * C + self.num_coeffs), 1)
-
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
-
-    def generation_order(self) -> Tensor:
-        return channel_minor_order(self.config.shape)
 
     def network(self, h: Tensor) -> Tensor:
         """Scaled input ``h[B, C, H, W]`` -> raw ``[B, M (1 + 2C + C(C-1)/2), H, W]``; pixel ``(i, j)``
@@ -263,10 +254,6 @@ class PixelCNNpp(ARModel):
     def params_from(self, h: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Network on scaled input ``h`` (may require grad), then :meth:`mixture`."""
         return self.mixture(self.network(h), h, x)
-
-    def scaled(self, x: Tensor) -> Tensor:
-        """Levels -> network input in [-1, 1], in the parameters' dtype."""
-        return scale_input(x, self.config.levels).to(self.out.weight.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x[B, C, H, W]`` levels -> ``params[B, C, H, W, 3M]`` = [logit_probs, means, log_scales]."""

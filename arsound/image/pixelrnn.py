@@ -32,17 +32,17 @@ Letters: ``B`` batch, ``C`` image channels, ``H x W`` image, ``h`` LSTM channels
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..core.layers import MaskedConv2d
-from ..core.model import ARModel, Canvas, eval_mode
-from .common import image_head, scale_input
-from .pixelcnn import channel_minor_order, round_up, to_params
+from ..core.model import Canvas
+from .common import ImageModel, image_head, position
+from .pixelcnn import round_up, to_params
 
 __all__ = ["RowLSTMConfig", "PixelRNN", "DiagonalBiLSTMConfig", "PixelRNNDiagonal", "skew", "unskew"]
 
@@ -194,7 +194,7 @@ PRESETS = {
 }
 
 
-class _PixelRNNBase(ARModel):
+class _PixelRNNBase(ImageModel):
     """First mask-A layer, residual LSTM layers, 1x1 mask-B outputs; subclasses build ``self.lstms``."""
 
     def __init__(self, config) -> None:
@@ -212,13 +212,6 @@ class _PixelRNNBase(ARModel):
     def make_layer(self, c_in: int, h: int, groups: int) -> nn.Module:
         raise NotImplementedError
 
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
-
-    def generation_order(self) -> Tensor:
-        return channel_minor_order(self.config.shape)
-
     def output(self, a: Tensor) -> Tensor:
         """``a[B, 2h, ...] -> [B, C*P, ...]`` laid out (C, P)."""
         return self.out2(F.relu(self.out1(F.relu(a))))
@@ -232,11 +225,11 @@ class _PixelRNNBase(ARModel):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x[B, C, H, W]`` levels -> ``params[B, C, H, W, P]``."""
-        return to_params(self.network(scale_input(x, self.config.levels)), x.shape[1])
+        return to_params(self.network(self.scaled(x)), x.shape[1])
 
 
 class PixelRNN(_PixelRNNBase):
-    """PixelRNN with Row LSTM layers; ``sample`` recomputes only the current row per element."""
+    """PixelRNN with Row LSTM layers; the cached step recomputes only the current row per element."""
 
     config_class = RowLSTMConfig
     presets = dict(PRESETS)
@@ -257,29 +250,27 @@ class PixelRNN(_PixelRNNBase):
             a = a + up(hc[0].unsqueeze(2))
         return self.output(a)[:, :, 0], new
 
-    @torch.no_grad()
-    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, cached: bool = True, **cond) -> Tensor:
-        """As :meth:`ARModel.sample` (same arguments, uniforms and draws). ``cached=True`` keeps every
-        layer's state of the finished rows and recomputes only the current row per element: ``O(W)``
-        per element instead of a full ``O(H W)`` pass; ``cached=False`` is the naive sampler."""
-        if not cached:
-            return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas):
+        """The cached step: every layer's state of the finished rows is kept and only the current row is
+        recomputed per element, ``O(W)`` instead of a full ``O(H W)`` pass."""
         C, H, W = self.event_shape
-        K, r = self.config.levels, self.first.kernel_size[0] // 2
-        with eval_mode(self):
-            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
-            xp = F.pad(scale_input(canvas.x, K).to(self.first.weight.dtype), (0, 0, r, r))  # (n, C, H + 2r, W)
-            states = [lstm.zero_state(xp, W) for lstm in self.lstms]
-            for i in tqdm(range(H), desc="sampling", unit="row", disable=not progress, leave=False):
-                for j in range(W):
-                    for c in range(C):
-                        params = self.row(xp, i, states)[0].view(n, C, -1, W)[:, c, :, j]  # (n, P)
-                        v = canvas.draw((c * H + i) * W + j, params)
-                        xp[:, c, i + r, j] = scale_input(v, K)
-                states = self.row(xp, i, states)[1]  # the finished row's states feed the next row
-        return canvas.x
+        n, r = canvas.n, self.first.kernel_size[0] // 2
+        order = canvas.order
+        xp = F.pad(self.scaled(canvas.x), (0, 0, r, r))  # (n, C, H + 2r, W)
+        states = [lstm.zero_state(xp, W) for lstm in self.lstms]
+
+        def step(s: int, prev: Tensor | None) -> Tensor:
+            nonlocal states
+            if s:  # the element just drawn
+                c0, i0, j0 = position(order[s - 1], (C, H, W))
+                xp[:, c0, i0 + r, j0] = self.scaled(prev)
+            c, i, j = position(order[s], (C, H, W))
+            if i > 0 and j == 0 and c == 0:  # the finished row's states feed the next row
+                states = self.row(xp, i - 1, states)[1]
+            return self.row(xp, i, states)[0].view(n, C, -1, W)[:, c, :, j]  # (n, P)
+
+        yield step
 
 
 class PixelRNNDiagonal(_PixelRNNBase):

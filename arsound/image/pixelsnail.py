@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from ..core.attention import KVCache, attend
 from ..core.layers import MaskedConv2d, gated
 from ..core.streaming import StreamingModule
-from .common import image_head, scale_input
-from .transformer import StepSampler, pixel_major_order
+from .common import image_head, pixel_major_order
+from .transformer import StepSampler
 
 __all__ = ["PixelSNAILConfig", "PixelSNAIL"]
 
@@ -192,10 +192,6 @@ class PixelSNAIL(StepSampler):
         self.register_buffer("bg", ((pos + 0.5) / size - 0.5).T.float(), persistent=False)  # (T, 3)
         self.register_buffer("order", pixel_major_order(config.shape), persistent=False)
 
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
-
     def generation_order(self) -> Tensor:
         return self.order.cpu()
 
@@ -213,7 +209,7 @@ class PixelSNAIL(StepSampler):
 
     def forward(self, x: Tensor) -> Tensor:
         C, H, W = self.event_shape
-        params = self.net(scale_input(x, self.config.levels))          # (B, T, P)
+        params = self.net(self.scaled(x))                              # (B, T, P)
         return params.view(x.shape[0], H, W, C, -1).permute(0, 3, 1, 2, 4)  # (B, C, H, W, P)
 
     def _convs(self, B: int, like: Tensor) -> list[_ConvAt]:
@@ -231,7 +227,7 @@ class PixelSNAIL(StepSampler):
             raise RuntimeError("PixelSNAIL.step needs an open `with model.streaming():` block")
         B = prev.shape[0]
         first, *convs = self._convs(B, self.bg)
-        zprev = scale_input(prev, self.config.levels) if s else self.bg.new_zeros(B)   # (B,)
+        zprev = self.scaled(prev) if s else self.bg.new_zeros(B)       # (B,)
         if s:
             first.write(*self.pos_index[:, s - 1].tolist(), zprev[:, None])
         i, j, g = self.pos_index[:, s].tolist()

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.files import atomic_write
+
 
 def grid(x: torch.Tensor, levels: int, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """``x: LongTensor[B, C, H, W]`` in ``[0, levels)`` -> float array ``[rows*(H+pad), cols*(W+pad), C]`` in [0, 1]."""
@@ -29,12 +31,9 @@ def save_grid(x: torch.Tensor, levels: int, path, nrow: int | None = None, scale
     import matplotlib.pyplot as plt
 
     img = grid(x, levels, nrow).repeat(scale, 0).repeat(scale, 1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    if img.shape[-1] == 1:
-        plt.imsave(tmp, img[..., 0], cmap="gray", vmin=0, vmax=1)
-    else:
-        plt.imsave(tmp, img)
-    tmp.replace(path)
-    return path
+    with atomic_write(path, "wb") as f:
+        if img.shape[-1] == 1:
+            plt.imsave(f, img[..., 0], cmap="gray", vmin=0, vmax=1, format="png")
+        else:
+            plt.imsave(f, img, format="png")
+    return Path(path)

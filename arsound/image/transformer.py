@@ -21,65 +21,44 @@ output ``s`` sees exactly the elements before it.
 Sampling is KV-cached by default: inside ``with model.streaming():`` every new element is one step
 ``[B, 1, dim]`` through the blocks, each :class:`~arsound.core.attention.MultiHeadAttention` appending
 to its :class:`~arsound.core.attention.KVCache` (O(T) per element instead of a full forward pass).
-``sample(..., cached=False)`` is the generic naive sampler.
+``sample(..., cached=False)`` takes the naive step instead.
 
 Letters: ``B`` batch, ``C x H x W`` image, ``T = C*H*W`` sequence, ``P`` parameters per element.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..core.attention import MultiHeadAttention
-from ..core.model import ARModel, Canvas, eval_mode
-from .common import image_head
+from ..core.model import Canvas
+from .common import ImageModel, image_head, pixel_major_order
 
 __all__ = [
     "TransformerConfig", "ImageGPTConfig", "SparseTransformerConfig", "ImageTransformerConfig",
     "PixelTransformer", "ImageGPT", "SparseTransformer", "ImageTransformer",
-    "StepSampler", "pixel_major_order",
+    "StepSampler",
 ]
 
 
-def pixel_major_order(shape) -> Tensor:
-    """Raster over pixels, channels inside a pixel: indices into ``x[0].flatten()`` of ``(C, H, W)``.
-
-    Sequence position ``s = (i * W + j) * C + c`` holds element ``(c, i, j)``.
-    """
-    C, H, W = shape
-    return torch.arange(C * H * W).view(C, H, W).permute(1, 2, 0).flatten()
-
-
-class StepSampler(ARModel):
-    """``sample`` through cached single steps: subclasses implement :meth:`step` (used in ``streaming()``).
-
-    Elements are generated in :meth:`generation_order`; ``step(prev, s)`` receives the values of element
-    ``order[s - 1]`` (zeros, to be ignored, at ``s = 0``) and returns the parameters of element ``order[s]``.
-    """
+class StepSampler(ImageModel):
+    """A cached step through single sequence positions inside ``streaming()``: subclasses implement
+    :meth:`step`, ``step(prev, s)`` receiving the values of element ``order[s - 1]`` (zeros, to be ignored,
+    at ``s = 0``) and returning the parameters of element ``order[s]``."""
 
     def step(self, prev: Tensor, s: int) -> Tensor:
         """``prev[B]`` -> ``params[B, P]`` of sequence position ``s``."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0, greedy: bool = False, uniforms: Tensor | None = None,
-               progress: bool = False, cached: bool = True, **cond) -> Tensor:
-        """As :meth:`ARModel.sample` (same arguments, same uniforms, same draws); ``cached=False`` runs
-        that naive sampler (one full forward pass per element) instead of the cached one."""
-        if not cached:
-            return super().sample(n, prompt, generator, temperature, greedy, uniforms, progress, **cond)
-        with eval_mode(self), self.streaming():
-            canvas = Canvas(self, n, prompt, generator, temperature, greedy, uniforms)
-            prev = canvas.flat.new_zeros(n)
-            order = self.generation_order().tolist()
-            for s, pos in enumerate(tqdm(order, desc="sampling", unit="el", disable=not progress, leave=False)):
-                prev = canvas.draw(pos, self.step(prev, s))  # step: (n,) -> (n, P)
-        return canvas.x
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas):
+        zeros = canvas.flat.new_zeros(canvas.n)
+        with self.streaming():
+            yield lambda s, prev: self.step(zeros if prev is None else prev, s)  # (n, P)
 
 
 @dataclass
@@ -174,10 +153,6 @@ class PixelTransformer(StepSampler):
         for b in self.blocks:
             for w in (b.attn.proj.weight, b.mlp[2].weight):
                 nn.init.normal_(w, std=0.02 / math.sqrt(2 * len(self.blocks)))
-
-    @property
-    def event_shape(self):
-        return tuple(self.config.shape)
 
     def generation_order(self) -> Tensor:
         return self.order.cpu()

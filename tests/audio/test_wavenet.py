@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig, receptive_field, wavenet_dilations
-from arsound.core.model import ARModel
+from arsound.core.model import ARModel, Canvas, run_steps
 
 C, HOP = 5, 4  # tiny local conditioning: 5 channels, hop 4 = 2 * 2
 
@@ -118,7 +118,8 @@ def test_greedy_naive_equals_cached_equals_batched(head, k, local, glob):
     assert naive.shape == (B, T) and naive.dtype == torch.long
     assert len(naive.unique()) > (3 if local else 1)                     # not one constant output
     assert torch.equal(naive, cached)
-    reference = ARModel.sample(model, B, greedy=True, **cond)            # the generic one-pass-per-sample sampler
+    canvas = Canvas(model, B, greedy=True)                               # the generic one-pass-per-sample step
+    reference = run_steps(model, canvas, ARModel.naive_steps(model, canvas, **cond))
     assert torch.equal(reference, cached[:, :model.config.length])
     for i in range(B):                                                   # batched == one at a time
         one = model.generate(1, length=T, greedy=True, **{k_: v[i:i + 1] for k_, v in cond.items()})

@@ -109,8 +109,8 @@ def test_errors_are_one_line_and_name_the_file(case, tmp_path):
         _edit_config(path, **{"class": "arsound.core.model:NoSuchModel"})
         needles = [path / "config.json", "not found"]
     elif case == "newer_version":
-        _edit_config(path, arsound_version="0.2.0")
-        needles = [path / "config.json", "newer than the installed 0.1.0", "upgrade"]
+        _edit_config(path, arsound_version="0.3.0")
+        needles = [path / "config.json", "newer than the installed 0.2.0", "upgrade"]
     elif case == "bad_config_field":
         _edit_config(path, config={"dim": 6, "colour": "red"})
         needles = [path / "config.json", "colour"]

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import arsound
+from arsound.core.model import Canvas
 from arsound.image import build
 from arsound.image.common import scale_input
 
@@ -99,15 +100,16 @@ def test_cached_step_params_equal_forward(name, shape, levels, classes):
     target = torch.randint(0, levels, (4, *shape))
     with torch.no_grad():
         ref = model(target, **cond)  # (B, C, H, W, P)
-    got = torch.full_like(ref, float("nan"))
-    canvas = torch.zeros_like(target)
-
-    def draw(c, i, j, params):
-        got[:, c, i, j] = params
-        canvas[:, c, i, j] = target[:, c, i, j]
-
-    model.run_cached(canvas, draw, **cond)
-    assert torch.equal(canvas, target)
+    got = torch.full(ref.shape, float("nan"))
+    canvas = Canvas(model, len(target), greedy=True)  # blank; every element is set to the target's below
+    D = canvas.D
+    with torch.no_grad(), model.steps(canvas, **cond) as step:
+        prev = None
+        for s, pos in enumerate(model.generation_order().tolist()):
+            got.view(len(target), D, -1)[:, pos] = step(s, prev)
+            canvas.flat[:, pos] = target.view(len(target), D)[:, pos]
+            prev = canvas.flat[:, pos]
+    assert torch.equal(canvas.x, target)
     assert torch.allclose(got, ref, atol=1e-5, rtol=0), (got - ref).abs().max()
 
 
