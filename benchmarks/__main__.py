@@ -1,13 +1,8 @@
 """`make bench`: run every quick benchmark in one go (each prints its own table and machine)."""
-import runpy
-import sys
-from pathlib import Path
+from arsound.cli.bench import run_benchmark
 
-HERE = Path(__file__).resolve().parent
-QUICK = [("wavenet_generation.py", ["--quick"]),
-         ("image_sampling.py", ["--threads", "1", "--naive-steps", "50"])]
+QUICK = [("wavenet", ["--quick"]), ("image_sampling", ["--threads", "1", "--naive-steps", "50"])]
 
-for script, args in QUICK:
-    print(f"== {script} {' '.join(args)}", flush=True)
-    sys.argv = [script, *args]
-    runpy.run_path(str(HERE / script), run_name="__main__")
+for name, args in QUICK:
+    print(f"== arsound bench {name} {' '.join(args)}", flush=True)
+    run_benchmark(name, args)

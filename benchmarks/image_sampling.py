@@ -46,7 +46,7 @@ def timed(fn) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["pixelcnn", "gated_pixelcnn"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 64])
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--naive-steps", type=int, default=0,
                     help="time only this many naive steps and extrapolate (0: measure the whole naive run)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     D = args.shape[0] * args.shape[1] * args.shape[2]

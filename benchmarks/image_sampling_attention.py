@@ -40,7 +40,7 @@ def one_forward(model, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["igpt", "sparse_transformer"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 64])
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=180.0, help="longest naive run allowed, seconds")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     machine = f"{platform.machine()} CPU x{torch.get_num_threads()} threads"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import math
 import shutil
@@ -23,25 +22,18 @@ from pathlib import Path
 
 import torch
 
+from arsound.cli.train import load_recipe
 from arsound.core.checkpoint import hardware
+from arsound.core.files import atomic_dir, atomic_write, shipped_dir, write_json, write_text
 from arsound.core.train import TrainingError
 from arsound.image import MODELS
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "recipes" / "image_zoo"
+RECIPE = shipped_dir("recipes") / "image_zoo"
 # Learning rates from `--lr-sweep 1e-3,3e-3,1e-2,3e-2` at 800 x 32 (recipes/image_zoo/LR_SWEEP.md): the
 # shallow models (one hidden layer at most) want a larger step than the deep ones; every other model
 # keeps Adam's usual 1e-3.
 LR = {"fvsbn": 3e-2, "nade": 3e-2, "made": 1e-2}
 DEFAULT_LR = 1e-3
-
-
-def load_recipe():
-    spec = importlib.util.spec_from_file_location("image_zoo_recipe", RECIPE / "config.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def table(rows: list[dict]) -> str:
@@ -91,15 +83,15 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
-def ship(names: list[str], out: Path, args, dest: Path = ROOT / "checkpoints") -> None:
+def ship(names: list[str], out: Path, args, dest: Path | None = None) -> None:
     """Copy the models an earlier run trained (``out/NAME/model``, figures in ``out/NAME/results.json``) to
     ``dest/NAME-DATA/`` and register them in ``dest/registry.json``."""
+    dest = dest or shipped_dir("checkpoints")
     registry_path = dest / "registry.json"
     registry = json.loads(registry_path.read_text())
     for name in names:
@@ -108,25 +100,20 @@ def ship(names: list[str], out: Path, args, dest: Path = ROOT / "checkpoints") -
         r = json.loads((out / name / "results.json").read_text())
         ckpt = f"{name.replace('_', '-')}-{args.data}"
         dst = dest / ckpt
-        tmp = dst.with_name(f".{ckpt}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(out / name / "model", tmp)
-        card = (tmp / "README.md").read_text().replace("# model\n", f"# {ckpt}\n", 1)
-        card = card.replace('arsound.load("path/to/model")', f'arsound.load("{ckpt}")', 1)
-        card += (f"\n## Use\n\n```bash\narsound sample --model {ckpt} --n 64 --out samples.png\n"
-                 f"arsound eval --anomaly --model {ckpt} --out runs/eval_{ckpt}\n```\n\n"
-                 f"Trained by `python -m benchmarks.image_zoo --steps {args.steps} --batch {args.batch}` "
-                 f"(recipes/image_zoo/RESULTS.md).\n")
-        (tmp / "README.md").write_text(card)
-        shutil.rmtree(dst, ignore_errors=True)
-        tmp.rename(dst)
+        with atomic_dir(dst) as tmp:
+            shutil.copytree(out / name / "model", tmp, dirs_exist_ok=True)
+            card = (tmp / "README.md").read_text().replace("# model\n", f"# {ckpt}\n", 1)
+            card = card.replace('arsound.load("path/to/model")', f'arsound.load("{ckpt}")', 1)
+            card += (f"\n## Use\n\n```bash\narsound sample --model {ckpt} --n 64 --out samples.png\n"
+                     f"arsound eval --anomaly --model {ckpt} --out runs/eval_{ckpt}\n```\n\n"
+                     f"Trained by `python -m benchmarks.image_zoo --steps {args.steps} --batch {args.batch}` "
+                     f"(recipes/image_zoo/RESULTS.md).\n")
+            (tmp / "README.md").write_text(card)
         registry[ckpt] = {"path": ckpt, "description": (
             f"{name} ({r['params']:,} params) on binarized {args.data} digits, {args.steps} steps x {args.batch}: "
             f"test NLL {r['test_nll_nats']:.2f} nats/image; arsound sample --model {ckpt}")}
         print(f"shipped {dst}")
-    tmp = registry_path.with_name(".registry.json.tmp")
-    tmp.write_text(json.dumps(registry, indent=2) + "\n")
-    tmp.replace(registry_path)
+    write_json(registry_path, registry)
 
 
 def run(recipe, name: str, lr: float, args, out_dir: str, samples: int) -> dict:
@@ -163,7 +150,7 @@ def main(argv=None) -> list[dict]:
         p.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     if args.ship:
         return ship(args.ship.split(","), Path(args.out), args)
-    recipe = load_recipe()
+    recipe = load_recipe("image_zoo")
     command = f"`python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`"
     budget = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', {args.data} "
               f"(binarized), EMA weights. Machine: {hardware()}.\nCommand: {command}\n\n")
@@ -181,7 +168,7 @@ def main(argv=None) -> list[dict]:
         text = budget + "Validation NLL (nats/image, 400 images of the training split), best per model in bold:\n\n" + sweep_table(rows)
         print(text)
         if args.write:
-            (RECIPE / "LR_SWEEP.md").write_text(text)
+            write_text(RECIPE / "LR_SWEEP.md", text)
         return rows
 
     rows = []
@@ -200,8 +187,8 @@ def main(argv=None) -> list[dict]:
         for r in rows:
             shutil.copy(Path(args.out) / r["model"] / "samples.png", RECIPE / "samples" / f"{r['model']}{tag}.png")
         shutil.copy(curves, RECIPE / f"curves{tag}.png")
-        (RECIPE / f"RESULTS{tag}.md").write_text(text)
-        (RECIPE / f"results{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_text(RECIPE / f"RESULTS{tag}.md", text)
+        write_json(RECIPE / f"results{tag}.json", rows)
     return rows
 
 

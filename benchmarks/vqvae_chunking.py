@@ -34,8 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # this checkout's arsound, also when run as a script
 
 
 def vm_hwm_mb() -> float:
@@ -53,9 +51,9 @@ def build_model(spec: str):
 
         torch.manual_seed(0)
         return VQVAE(VQVAEConfig.from_preset(spec)).eval(), f"{spec} preset (random weights)"
-    from arsound.audio.vqvae import _load_vqvae
+    from arsound.cli.codes import load_vqvae
 
-    return _load_vqvae(spec)[0], spec
+    return load_vqvae(spec)[0], spec
 
 
 def child(args) -> None:
@@ -67,7 +65,7 @@ def child(args) -> None:
     if args.child != "baseline":
         t0 = time.perf_counter()
         if args.child == "chunked":
-            from arsound.audio.vqvae import encode_file
+            from arsound.audio.chunked import encode_file
 
             codes, _ = encode_file(model, args.wav, chunk_seconds=args.chunk_seconds)
         else:
@@ -114,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from arsound.audio.vocoder import hardware
-    from arsound.audio.vqvae import decode_chunked, seam_jump
+    from arsound.audio.chunked import decode_chunked, seam_jump
+    from arsound.core.checkpoint import hardware
 
     model, model_name = build_model(args.model)
     sr = model.config.sample_rate
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         synth(wav, args.minutes, sr)
         rows, codes = [], {}
         modes = ["baseline", "chunked"] + ([] if args.skip_whole else ["whole"])
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         for mode in modes:
             cmd = [sys.executable, __file__, "--child", mode, "--wav", str(wav), "--model", args.model,
                    "--threads", str(args.threads), "--chunk-seconds", str(args.chunk_seconds),

@@ -45,18 +45,16 @@ def test_vocoder_reproduces_its_shipped_example(name):
     WaveNet's within 5 %: a float rounding on another CPU can change one draw and the rest of the sequence;
     Griffin-Lim is seeded numpy, within 0.05 dB)."""
     from arsound.audio.io import load_audio
-    from arsound.audio.vocoder import compare_with_griffin_lim, vocode, vocoder_settings
+    from arsound.audio.vocoder import compare_with_griffin_lim, vocode
 
     folder = checkpoints_dir() / registry()[name]["path"]
     card = (folder / "README.md").read_text()
     line = re.search(r"shipped example .*?WaveNet LSD ([0-9.]+) dB, MR-STFT ([0-9.]+); Griffin-Lim LSD ([0-9.]+) dB"
                      r".*?--compare(?: --speaker (\S+))?\n", card)
-    model = arsound.load(name)
-    settings = vocoder_settings(model, folder)
+    model = arsound.load(name)  # the config alone holds the front end, label names and temperature
     wav, _ = load_audio(folder / "heldout.wav", sr=model.config.sample_rate, as_tensor=True)
-    g = settings["classes"].index(line.group(4)) if line.group(4) else (0 if model.config.num_speakers else None)
-    y = vocode(model, wav=wav, g=g, settings=settings, temperature=settings.get("temperature", 1.0), progress=False)
-    scores = compare_with_griffin_lim(model, wav, y, settings)[1]
+    y = vocode(model, wav=wav, g=line.group(4), progress=False)
+    scores = compare_with_griffin_lim(model, wav, y)[1]
     assert scores["wavenet"]["lsd_db"] == pytest.approx(float(line.group(1)), rel=0.05)
     assert scores["wavenet"]["mrstft"] == pytest.approx(float(line.group(2)), rel=0.05)
     assert scores["griffin_lim"]["lsd_db"] == pytest.approx(float(line.group(3)), abs=0.05)

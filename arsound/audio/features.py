@@ -41,6 +41,15 @@ def deemphasis(y: torch.Tensor, coef: float) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=y.device, dtype=y.dtype)
 
 
+# a vocoder's conditioning: c = (log_mel + MEL_SHIFT) / MEL_SCALE, about unit scale (floor 1e-5 -> -2.2)
+MEL_SHIFT, MEL_SCALE = 5.0, 3.0
+
+
+def normalize_mel(log_mel: torch.Tensor) -> torch.Tensor:
+    """Natural-log mel (``MelSpectrogram(log=True)``, floor 1e-5) -> a vocoder network's input."""
+    return (log_mel + MEL_SHIFT) / MEL_SCALE
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
     """librosa's Slaney-style (area-normalized) mel filter bank, ``Tensor[M, K]`` float32."""
     import librosa  # cheap: filters.mel is plain numpy, no numba compilation

@@ -36,7 +36,7 @@ class AudioError(ValueError):
         super().__init__(f"cannot {verb} audio '{path}': {problem}")
 
 
-def _open_info(path: Path) -> sf._SoundFileInfo:
+def audio_info(path: Path) -> sf._SoundFileInfo:
     if not path.exists():
         raise AudioError(path, "no such file")
     if not path.is_file():
@@ -71,7 +71,7 @@ def load_audio(path, sr: int | None = None, mono: bool = True, min_seconds: floa
     shorter than ``min_seconds``. ``as_tensor`` returns a ``torch.Tensor`` instead of an ndarray.
     """
     path = Path(path)
-    info = _open_info(path)
+    info = audio_info(path)
     if info.frames == 0:
         raise AudioError(path, "empty (0 samples)")
     try:
@@ -183,7 +183,7 @@ def iter_chunks(path, seconds: float, overlap: float = 0.0, mono: bool = True) -
     each block is float32 ``[n]`` (``[C, n]`` if not ``mono``), the last one possibly shorter.
     """
     path = Path(path)
-    info = _open_info(path)
+    info = audio_info(path)
     if info.frames == 0:
         raise AudioError(path, "empty (0 samples)")
     n, m = int(round(seconds * info.samplerate)), int(round(overlap * info.samplerate))

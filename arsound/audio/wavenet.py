@@ -41,13 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, GaussianMixture, MuLaw, mu_law_decode,
-                                  mu_law_encode)
+from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, GaussianMixture, MuLaw, bin_centres,
+                                  mu_law_decode, mu_law_encode, nearest_bin)
 from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
 from ..core.sampling import get_uniform
 from ..core.streaming import StreamingModule
-from .features import deemphasis, preemphasis
+from .features import MelSpectrogram, deemphasis, normalize_mel, preemphasis
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
@@ -84,17 +84,23 @@ class WaveNetConfig:
     skip_channels: int = 128
     dropout: float = 0.0
     weight_norm: bool = False                 # folded into plain weights for cached generation
-    # local conditioning c[B, cond_channels, frames]; 0 = none
+    # local conditioning c[B, cond_channels, frames]; 0 = none. A vocoder's c is the normalized log-mel of
+    # its input: features.MelSpectrogram(sample_rate, n_fft, hop_length, n_mels=cond_channels, fmin, fmax)
     cond_channels: int = 0
     hop_length: int = 256                     # samples per conditioning frame
     upsample_scales: tuple[int, ...] = (4, 4, 4, 4)  # must multiply to hop_length
+    n_fft: int = 1024                         # vocoder front end: STFT size (and Hann window)
+    fmin: float = 0.0                         # vocoder front end: mel band edges in Hz
+    fmax: float | None = 8000.0
     # global conditioning g[B] in [0, num_speakers); 0 = none
     num_speakers: int = 0
     speaker_dim: int = 16
-    # data
+    speaker_names: tuple[str, ...] = ()       # what the ids are (speakers, instruments), if known
+    # data and sampling
     preemphasis: float = 0.0                  # model y[t] = x[t] - a x[t-1] (encode), de-emphasize in decode
     sample_rate: int = 16000
     length: int = 16000                       # samples drawn by sample() without local conditioning
+    temperature: float = 1.0                  # default sampling temperature (a vocoder recipe picks it on valid clips)
 
 
 class ResidualLayer(nn.Module):
@@ -238,9 +244,8 @@ class WaveNet(ARModel, StreamingModule):
         if self.config.head == "mulaw":
             return mu_law_encode(wav, 2 ** self.config.bits - 1)
         if self.config.head == "mol":
-            K = 2 ** self.config.bits
-            return torch.floor((wav.double() + 1) * ((K - 1) / 2) + 0.5).long().clamp_(0, K - 1)
-        return wav.float()
+            return nearest_bin(wav.double(), 2 ** self.config.bits)
+        return wav.to(self.dtype)
 
     def decode(self, x: Tensor) -> Tensor:
         """The model's ``x`` -> waveform in [-1, 1] (float32), de-emphasized along the last dim if the model
@@ -248,7 +253,7 @@ class WaveNet(ARModel, StreamingModule):
         if self.config.head == "mulaw":
             y = mu_law_decode(x, 2 ** self.config.bits - 1).float()
         elif self.config.head == "mol":
-            y = (x.double() * (2.0 / (2 ** self.config.bits - 1)) - 1).float()
+            y = bin_centres(x, 2 ** self.config.bits, torch.float64).float()
         else:
             y = x.float().clamp(-1, 1)
         return deemphasis(y, self.config.preemphasis).clamp_(-1, 1) if self.config.preemphasis else y
@@ -258,10 +263,57 @@ class WaveNet(ARModel, StreamingModule):
         return self.encode(torch.zeros(1))[0]
 
     def input_value(self, x: Tensor) -> Tensor:
-        """``x`` -> the scalar fed to the input 1x1 conv (heads other than ``"mulaw"``): float in [-1, 1]."""
+        """``x`` -> the scalar fed to the input 1x1 conv (heads other than ``"mulaw"``): [-1, 1], model dtype."""
         if self.config.head == "mol":
-            return x.float() * (2.0 / (2 ** self.config.bits - 1)) - 1
-        return x.float()
+            return bin_centres(x, 2 ** self.config.bits, self.dtype)
+        return x.to(self.dtype)
+
+    # ---- the vocoder's front end -------------------------------------------------------------------
+    @property
+    def is_vocoder(self) -> bool:
+        """Conditioned on log-mel frames (``cond_channels`` bands, ``hop_length`` hop)."""
+        return self.config.cond_channels > 0
+
+    def mel_spectrogram(self, center: bool = True) -> MelSpectrogram:
+        """The front end of the config: waveform ``[B, T]`` -> natural-log mel ``[B, cond_channels, frames]``."""
+        cfg = self.config
+        return MelSpectrogram(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop_length, win=cfg.n_fft,
+                              n_mels=cfg.cond_channels, fmin=cfg.fmin, fmax=cfg.fmax, power=1.0, log=True,
+                              center=center).to(self.device)
+
+    def mel_condition(self, wav: Tensor) -> Tensor:
+        """Waveform ``[B, T]`` -> the network's local conditioning ``c[B, cond_channels, T // hop]``: the
+        normalized log-mel of the whole clip, frame ``f`` centred on sample ``f * hop``, so sample ``n``
+        is conditioned on frame ``n // hop`` (``features`` module docstring)."""
+        frames = wav.shape[-1] // self.config.hop_length
+        return normalize_mel(self.mel_spectrogram()(wav.to(self.device, torch.float32))[..., :frames])
+
+    def speaker_index(self, spec: int | str) -> int:
+        """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
+        names, n = [str(s) for s in self.config.speaker_names], self.config.num_speakers
+        if str(spec) in names:
+            return names.index(str(spec))
+        if not str(spec).lstrip("-").isdigit() or not 0 <= int(spec) < n:
+            raise ValueError(f"speaker must be an id in [0, {n})" + (f" or one of {names}" if names else "")
+                             + f", got '{spec}'")
+        return int(spec)
+
+    @classmethod
+    def upgrade_config(cls, config: dict, folder) -> dict:
+        """Vocoders saved by arsound 0.1 kept their front end, label names and chosen temperature in a
+        ``vocoder.json`` beside ``config.json``; read them into the config (``core.checkpoint.load``)."""
+        from pathlib import Path
+        import json
+
+        legacy = Path(folder) / "vocoder.json"
+        if not legacy.is_file() or "n_fft" in config:
+            return config
+        settings = json.loads(legacy.read_text())
+        mel = settings["mel"]
+        if mel["hop"] != config.get("hop_length", 256) or mel["n_mels"] != config.get("cond_channels", 0):
+            raise ValueError(f"{legacy}: hop {mel['hop']} / {mel['n_mels']} mels do not fit config.json")
+        return {**config, "n_fft": mel["n_fft"], "fmin": mel["fmin"], "fmax": mel["fmax"],
+                "speaker_names": list(settings.get("classes", [])), "temperature": settings.get("temperature", 1.0)}
 
     # ---- conditioning -----------------------------------------------------------------------------
     def upsample_cond(self, c: Tensor, T: int) -> Tensor:
@@ -272,7 +324,7 @@ class WaveNet(ARModel, StreamingModule):
         if c.shape[-1] * cfg.hop_length < T:
             raise ValueError(f"{c.shape[-1]} conditioning frames x hop {cfg.hop_length} = "
                              f"{c.shape[-1] * cfg.hop_length} samples, fewer than the {T} asked for")
-        return self.upsample(c.float())[..., :T]
+        return self.upsample(c.to(self.dtype))[..., :T]
 
     def global_cond(self, g: Tensor) -> Tensor:
         """``g: LongTensor[B] -> Tensor[B, L * G]``, the speaker term of every gate."""

@@ -270,8 +270,9 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
     _check_version(meta, file)
     cls = _import_class(meta["class"], file, tuple(trusted_modules))
     try:
-        config = from_dict(cls.config_class, meta["config"])
-    except (TypeError, ValueError) as e:
+        upgrade = getattr(cls, "upgrade_config", None)  # a class that reads an older saved layout
+        config = from_dict(cls.config_class, upgrade(meta["config"], folder) if upgrade else meta["config"])
+    except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{file}: config does not fit {cls.config_class.__name__} ({_one_line(e)}); "
                               "was it saved by a different arsound version?") from None
     weights = folder / WEIGHTS

@@ -1,7 +1,7 @@
 """Hierarchical VQ-VAE tokenizer recipe (Jukebox style: 3 levels, each with its own encoder, EMA codebook
 and decoder), on the rendered Bach chorales by default. Trained by the shared Trainer (resume, EMA, eval);
 every eval reports codebook health per level, the end a reconstruction table per level on the test split
-(``arsound.audio.vqvae_train``).
+(``train.py``).
 
     arsound train vqvae --data.root=/path/to/data_cache --out runs/vqvae_chorales
     arsound train vqvae --debug
@@ -12,8 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arsound.audio.vqvae import VQVAEConfig
-from arsound.audio.vqvae_train import VQData, VQEval, train_vqvae
 from arsound.core.train import TrainConfig
+
+
+@dataclass
+class VQData:
+    name: str = "chorales"
+    root: str = "data_cache"
+    segment: int = 8192                # training crop in samples (a multiple of the largest hop)
+
+
+@dataclass
+class VQEval:
+    batches: int = 0                   # eval batches for codebook health (0: the whole valid set)
+    final_split: str = "test"
+    seconds: float = 20.0              # per held-out file in the final table (the middle part)
+    files: int = 0                     # held-out files in the final table (0: all)
+    examples: int = 2                  # example WAVs written per level
 
 
 @dataclass
@@ -33,6 +48,3 @@ class Config:
                                 ema_decay=0.0, amp="off", out_dir="runs/vqvae_debug", progress=False)
         return cfg
 
-
-def main(cfg: Config) -> dict:
-    return train_vqvae(cfg, "vqvae")

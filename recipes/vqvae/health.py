@@ -10,16 +10,14 @@ codes by EMA count, restarts so far). Eval mode: nothing is updated.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
 
-import torch  # noqa: E402
-
-from arsound.audio.vqvae_train import ClipDataset, VQData, codebook_report  # noqa: E402
-from arsound.core.checkpoint import load  # noqa: E402
+from arsound.audio.vqvae_report import codebook_report
+from arsound.core.checkpoint import load
+from arsound.core.files import write_json
+from arsound.data.audio import AudioDataset
+from arsound.data.clips import ClipDataset
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -37,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = load(args.model)
     out = {}
     for split in args.splits.split(","):
-        ds = ClipDataset(VQData(name=args.name, root=args.root, segment=args.segment), split)
+        ds = ClipDataset(AudioDataset(args.name, split, root=args.root), split, args.segment)
         rep = codebook_report(model, ds, args.batch_size)
         out[split] = {"tiles": len(ds), "seconds": len(ds) * args.segment / ds.sample_rate, **rep}
         print(f"{split} ({len(ds)} tiles, {out[split]['seconds']:.0f} s):")
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"used {rep[f'l{l}_used']}/{model.config.quantizer.num_codes} (unused {rep[f'l{l}_unused']}), "
                   f"dead by EMA count {rep[f'l{l}_dead']}, restarts {rep[f'l{l}_restarts']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, out)
     return out
 
 

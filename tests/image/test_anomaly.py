@@ -1,22 +1,16 @@
 """Likelihood-based anomaly detection (arsound/image/anomaly.py) on sklearn's 8x8 digits: AUROC against a
 brute-force count, FGSM inside its epsilon ball, exact corruption rates, a trained MADE that finds noisy
 digits unlikely, the `eval --anomaly` CLI path and the recipe's debug config."""
-import argparse
 import itertools
-import json
 import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from arsound.cli import load_recipe
-from arsound.core.train import Trainer, TrainConfig
 from arsound.data.images import load_images
-from arsound.image import build
-from arsound.image.anomaly import (ClassifierConfig, DigitCNN, PixelMarginal, auroc, corrupt, digit_sets,
+from arsound.image.anomaly import (ClassifierConfig, DigitCNN, PixelMarginal, auroc, corrupt,
                                    evaluate_anomaly, fgsm, quantize, scores, to_unit, train_classifier)
-from arsound.image.eval_cli import add_eval_parser
 
 EPS = 0.25
 
@@ -24,35 +18,6 @@ EPS = 0.25
 def brute_auroc(pos, neg):
     wins = sum(float(p > n) + 0.5 * float(p == n) for p in pos.tolist() for n in neg.tolist())
     return wins / (len(pos) * len(neg))
-
-
-@pytest.fixture(scope="module")
-def gray():
-    return load_images("digits", "train", 17), load_images("digits", "test", 17)
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("clf")
-
-
-@pytest.fixture(scope="module")
-def classifier(gray, classifier_dir):
-    train, _ = gray
-    return train_classifier(quantize(to_unit(train.x, 17), 2), train.y, 2, classifier_dir, steps=150, progress=False)
-
-
-@pytest.fixture(scope="module")
-def made_run(classifier, tmp_path_factory):
-    """A MADE trained briefly on the binarized digits of every class but 0; exported with that card."""
-    sets = digit_sets("digits", 2, classifier, holdout=0, eps=EPS, rates=(0.25,))
-    out = tmp_path_factory.mktemp("made")
-    torch.manual_seed(0)
-    cfg = TrainConfig(steps=300, batch_size=64, lr=3e-3, eval_every=0, ckpt_every=0, out_dir=str(out), progress=False)
-    trainer = Trainer(build("made", shape=(1, 8, 8), levels=2, size="small"), cfg, sets.train, sets.valid,
-                      card={"holdout_class": 0})
-    trainer.fit()
-    return trainer.eval_model, sets, out / "model"
 
 
 # ---- AUROC ---------------------------------------------------------------------------------------------
@@ -177,50 +142,3 @@ def test_trained_made_finds_corrupted_digits_unlikely(made_run):
     assert report.auroc["noise_0.25"]["nll"] > 0.9
     assert report.auroc["noise_0.25"]["typicality"] > 0.9
     assert report.mean_nll["noise_0.25"] > report.mean_nll["clean"] + 10
-
-
-# ---- CLI and recipe ----------------------------------------------------------------------------------------
-def run_eval(argv):
-    parser = argparse.ArgumentParser(prog="arsound")
-    add_eval_parser(parser.add_subparsers(dest="verb", required=True))
-    args, extra = parser.parse_known_args(["eval", *argv])
-    return args.func(args, extra)
-
-
-def test_eval_anomaly_cli_end_to_end(made_run, tmp_path, capsys):
-    _, _, model_dir = made_run
-    out = tmp_path / "eval"
-    assert run_eval(["--anomaly", "--model", str(model_dir), "--out", str(out), "--classifier-steps", "20",
-                     "--limit", "60", "--rates", "0.25", "--eps", "0.25"]) == 0
-    res = json.loads((out / "anomaly_results.json").read_text())
-    assert res["data"] == "digits" and res["holdout"] == 0  # inferred from the shape and the model card
-    table = res["models"]["made"]["auroc"]
-    assert {"fgsm", "noise_0.25", "holdout_0"} <= set(table)
-    assert set(table["noise_0.25"]) == {"nll", "ratio", "typicality"}
-    assert (out / "anomaly_nll_made.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "anomaly_table.md").read_text().startswith("| model |")
-    assert not list(out.glob("*.tmp*"))
-    assert (out / "classifier_digits_2lv_s20_seed0" / "model" / "config.json").is_file()  # cached
-    assert "AUROC nll" in capsys.readouterr().out
-
-
-def test_eval_user_errors(made_run, tmp_path):
-    _, _, model_dir = made_run
-    with pytest.raises(ValueError, match="pass --anomaly"):
-        run_eval(["--model", str(model_dir)])
-    with pytest.raises(ValueError, match="--rates"):
-        run_eval(["--anomaly", "--model", str(model_dir), "--rates", "a,b", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="'mnist' has"):
-        run_eval(["--anomaly", "--model", str(model_dir), "--data", "mnist", "--out", str(tmp_path)])
-
-
-def test_recipe_debug_smoke(tmp_path):
-    recipe = load_recipe("anomaly")
-    cfg = recipe.Config.debug()
-    cfg.train.out_dir = str(tmp_path)
-    res = recipe.main(cfg)
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["models"]["made"]["auroc"] == res["models"]["made"]["auroc"]
-    assert {"ratio_marginal", "ratio_noised", "typicality"} <= set(saved["models"]["made"]["auroc"]["noise_0.25"])
-    assert (tmp_path / "nll_made.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
-    assert (tmp_path / "made_background" / "model" / "config.json").is_file()

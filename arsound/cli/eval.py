@@ -7,15 +7,17 @@ The FGSM target (a small CNN, :class:`arsound.image.anomaly.DigitCNN`) is traine
 seed and cached under ``OUT/classifier_<data>_<levels>lv_s<steps>_seed<seed>/``. The held-out class
 comes from ``--holdout`` or from the model card's ``holdout_class`` (written by ``recipes/anomaly``);
 without either, that set is skipped. Writes ``OUT/anomaly_results.json``, ``OUT/anomaly_table.md`` and
-``OUT/anomaly_nll_<model>.png``. See :mod:`arsound.image.anomaly` for the scores and papers.
+``OUT/anomaly_nll_<model>.png``. See :mod:`arsound.image.anomaly` for the scores and papers and
+:mod:`arsound.data.anomaly` for the digit sets.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from .common import no_extra
 
-def add_eval_parser(subparsers) -> None:
-    """Add the ``eval`` verb to ``arsound``'s subparsers."""
+
+def add_parser(subparsers) -> None:
     e = subparsers.add_parser("eval", help="evaluate a trained model (--anomaly: likelihood-based anomaly detection)",
                               description="Score a trained image model on FGSM-adversarial, noise-corrupted and "
                               "held-out-class digits; AUROC of NLL, likelihood-ratio and typicality scores.")
@@ -45,8 +47,7 @@ def _rates(text: str) -> list[float]:
 
 
 def cmd_eval(args, extra: list[str]) -> int:
-    if extra:
-        raise ValueError(f"unrecognized arguments: {' '.join(extra)}")
+    no_extra(extra)
     if not args.anomaly:
         raise ValueError("nothing to evaluate: pass --anomaly (the only evaluation so far)")
     if args.classifier_steps < 1 or args.limit < 0 or args.batch_size < 1 or args.eps < 0:
@@ -55,9 +56,10 @@ def cmd_eval(args, extra: list[str]) -> int:
     import torch
 
     from ..core.checkpoint import load, resolve
+    from ..data.anomaly import digit_sets, infer_dataset
     from ..data.images import IMAGE_DATASETS, load_images
-    from .anomaly import (PixelMarginal, card_holdout, digit_sets, evaluate_anomaly, infer_dataset, markdown_table,
-                          quantize, to_unit, train_classifier, write_outputs)
+    from ..image.anomaly import (PixelMarginal, card_holdout, evaluate_anomaly, markdown_table, quantize, to_unit,
+                                 train_classifier, write_outputs)
 
     model = load(args.model, device=args.device)
     shape, levels = getattr(model, "event_shape", None), getattr(model.config, "levels", None)

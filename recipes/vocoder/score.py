@@ -1,10 +1,10 @@
 """Score a trained vocoder on many held-out clips, beside Griffin-Lim from the same mel:
 
-    python recipes/vocoder_mulaw/score.py MODEL --data chorales [--split test] [--clips 32] [--seconds 1] \
+    python recipes/vocoder/score.py MODEL --data chorales [--split test] [--clips 32] [--seconds 1] \
         [--seeds 0 1 2]
 
 The middle ``--seconds`` of up to ``--clips`` files of the split (all of them when there are fewer),
-resynthesized in one batch at the model's chosen temperature (``vocoder.json``) once per sampling seed
+resynthesized in one batch at the model's chosen temperature (``config.temperature``) once per sampling seed
 (default: seed 0); prints per-clip LSD (averaged over the seeds), the means per speaker / instrument and
 over all clips, with the fraction of clips where the WaveNet's LSD is lower, and with several seeds each
 seed's mean, so a margin over Griffin-Lim can be read against the sampling noise.
@@ -14,10 +14,10 @@ import json
 
 import torch
 
-import arsound
-from arsound.audio.vocoder import (LABELS, VocoderData, griffin_lim_of, heldout_clips, log_spectral_distance,
-                                   mr_stft_distance, open_split, vocode, vocoder_settings)
-from arsound.core.checkpoint import resolve
+from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
+from arsound.audio.vocoder import check_vocoder, griffin_lim_of, vocode
+from arsound.core.checkpoint import load, resolve
+from arsound.data.clips import LABELS, heldout_clips, open_split
 
 
 def main() -> None:
@@ -26,26 +26,27 @@ def main() -> None:
     p.add_argument("--data", required=True, choices=("speech", "chorales"))
     p.add_argument("--root", default="data_cache")
     p.add_argument("--split", default="test")
+    p.add_argument("--language", default="en", help="speech: the language of the clips ('' = all)")
     p.add_argument("--clips", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds (default: 0)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     folder = resolve(args.model)
-    model = arsound.load(folder).eval()
-    settings = vocoder_settings(model, folder)
-    data = VocoderData(name=args.data, root=args.root)
-    ms, sr = settings["mel"], model.config.sample_rate
-    wav, labels, ids = heldout_clips(data, args.split, args.clips, args.seconds, ms["hop"])
-    T = settings.get("temperature", 1.0)
+    model = load(folder).eval()
+    check_vocoder(model)
+    split = open_split(args.data, args.split, args.root, args.language)
+    sr = model.config.sample_rate
+    wav, labels, ids = heldout_clips(split, args.clips, args.seconds, model.config.hop_length)
+    T = model.config.temperature
     lsd_s, mr_s = [], []                                    # per seed: [clips]
     for seed in args.seeds:
-        y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, settings=settings,
-                   temperature=T, seed=seed, progress=True)
+        y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, temperature=T, seed=seed,
+                   progress=True)
         lsd_s.append(log_spectral_distance(wav, y))
         mr_s.append(mr_stft_distance(wav, y)["total"])
     lsd_w, mr_w = torch.stack(lsd_s).mean(0), torch.stack(mr_s).mean(0)
-    gl = griffin_lim_of(wav, ms, sr)
+    gl = griffin_lim_of(wav, model.mel_spectrogram().cpu())
     lsd_g, mr_g = log_spectral_distance(wav, gl), mr_stft_distance(wav, gl)["total"]
     for i, name in enumerate(ids):
         print(f"{name:32s} LSD WaveNet {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
@@ -54,7 +55,7 @@ def main() -> None:
            "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
            "griffin_lim": {"lsd_db": lsd_g.mean().item(), "mrstft": mr_g.mean().item()},
            "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {}}
-    names = open_split(data, args.split).classes   # heldout_clips' label indices
+    names = split.classes                                 # heldout_clips' label indices
     for k in labels.unique().tolist():
         m = labels == k
         out["per_label"][names[k]] = {"clips": int(m.sum()), "wavenet_lsd_db": lsd_w[m].mean().item(),

@@ -1,0 +1,208 @@
+"""Train a vocoder preset of ``config.py`` with the shared Trainer.
+
+Every eval adds held-out resynthesis (model vs Griffin-Lim from the same mel) to
+``out_dir/resynthesis.jsonl``; the end picks the sampling temperature on valid clips, scores the final
+split (NLL in bits/sample over middle crops, resynthesis of ``eval.clips`` clips) and writes
+``out_dir/results.json``, example WAVs and the model (its config holding the front end, label names and the
+chosen temperature; a model card; ``heldout.wav``, the shipped example its card's figures come from).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from torch import Tensor
+
+from arsound.audio.io import load_audio, save_audio
+from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
+from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode
+from arsound.audio.wavenet import WaveNet
+from arsound.core.checkpoint import CheckpointError, hardware, load, save_pretrained
+from arsound.core.files import write_json
+from arsound.core.metrics import bits_per_sample
+from arsound.core.train import Trainer, evaluate
+from arsound.data.clips import VocoderDataset, heldout_clips, open_split
+
+from .config import Config
+
+HELDOUT_FILE = "heldout.wav"
+
+
+def warm_start(model: WaveNet, source: str | Path) -> None:
+    """Copy the weights of the saved vocoder ``source`` (folder or registry name) into ``model`` (fine-tuning:
+    the optimizer, schedule and EMA start fresh). The architectures must match exactly (the sampling
+    temperature may differ)."""
+    src = load(source)
+    a, b = (asdict(m.config) for m in (src, model))
+    diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k != "temperature" and a.get(k) != b.get(k)]
+    if type(src) is not type(model) or diff:
+        raise CheckpointError(f"{source}: cannot warm-start, its model differs from the recipe's "
+                              f"({', '.join(diff) or type(src).__name__}); pass the same --model.* settings")
+    model.load_state_dict(src.state_dict())
+
+
+def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: int = 32, temperature: float = 1.0,
+                       seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
+    """Resynthesize ``wav[B, T]`` (whole frames) with the model and with Griffin-Lim from the same mel:
+    ``({"model" | "griffin_lim": {lsd_db, mrstft, sc, logmag, seconds}}, {"model" | "griffin_lim": Tensor[B, T]})``."""
+    t0 = time.perf_counter()
+    y = vocode(model, wav=wav, g=g if model.config.num_speakers > 0 else None, temperature=temperature, seed=seed,
+               progress=progress)
+    model_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gl = griffin_lim_of(wav, model.mel_spectrogram().cpu(), gl_iters)
+    gl_s = time.perf_counter() - t0
+    out = {}
+    for name, z in (("model", y), ("griffin_lim", gl)):
+        mr = mr_stft_distance(wav, z)
+        out[name] = {"lsd_db": log_spectral_distance(wav, z).mean().item(), "mrstft": mr["total"].mean().item(),
+                     "sc": mr["sc"].mean().item(), "logmag": mr["mag"].mean().item()}
+    out["model"]["seconds"], out["griffin_lim"]["seconds"] = round(model_s, 2), round(gl_s, 2)
+    return out, {"model": y, "griffin_lim": gl}
+
+
+def choose_temperature(model: WaveNet, cfg: Config) -> tuple[float, list[dict]]:
+    """The sampling temperature of ``cfg.eval.temperatures`` with the lowest LSD on ``cfg.eval.select_clips``
+    *valid* clips (never the test split): ``(T, [{"temperature", "lsd_db", "mrstft"}, ...])``. Without a
+    sweep: ``(cfg.eval.temperature, [])``."""
+    ev, data = cfg.eval, cfg.data
+    if not ev.temperatures:
+        return ev.temperature, []
+    clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.select_clips,
+                                     ev.seconds, model.config.hop_length)
+    rows = []
+    for T in ev.temperatures:
+        y = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, temperature=T,
+                   seed=cfg.train.seed, progress=False)
+        rows.append({"temperature": T, "lsd_db": log_spectral_distance(clips, y).mean().item(),
+                     "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
+    return min(rows, key=lambda r: r["lsd_db"])["temperature"], rows
+
+
+def write_heldout_example(model: WaveNet, folder: str | Path, cfg: Config, seconds: float = 1.5) -> dict:
+    """Save the middle ``seconds`` of the first file of the final split as ``folder/heldout.wav`` (16-bit)
+    and score ``arsound vocode folder/heldout.wav -o out.wav --compare`` on it (read back from the file,
+    default seed, the model's temperature), so anyone can rerun the figures:
+    ``{"clip", "seconds", "speaker", "wavenet", "griffin_lim"}``."""
+    data = cfg.data
+    clips, labels, ids = heldout_clips(open_split(data.name, cfg.eval.final_split, data.root, data.language), 1,
+                                       seconds, model.config.hop_length)
+    path = Path(folder) / HELDOUT_FILE
+    save_audio(path, clips[0], model.config.sample_rate)
+    wav, _ = load_audio(path, sr=model.config.sample_rate, as_tensor=True)
+    g = int(labels[0]) if model.config.num_speakers > 0 else None
+    y = vocode(model, wav=wav, g=g, progress=False)
+    _, scores = compare_with_griffin_lim(model, wav, y)
+    return {"clip": ids[0], "seconds": round(wav.shape[-1] / model.config.sample_rate, 3),
+            "speaker": None if g is None else model.config.speaker_names[g], **scores}
+
+
+def main(cfg: Config) -> dict:
+    data, ev = cfg.data, cfg.eval
+    probe = open_split(data.name, "train", data.root, data.language)
+    classes = [str(c) for c in probe.classes]
+    labelled = len(classes) > 1
+    model = WaveNet(replace(cfg.model, num_speakers=len(classes) if labelled else 0,
+                            speaker_names=tuple(classes) if labelled else (), sample_rate=probe.sample_rate))
+    recipe = "vocoder" + ("" if cfg.model.head == "mulaw" else f" ({cfg.model.head})")
+    if cfg.init:  # before the Trainer, so its EMA starts from these weights (a resume.pt still wins)
+        warm_start(model, cfg.init)
+    mel = model.mel_spectrogram(center=False)
+
+    def crops(split: str) -> VocoderDataset:
+        return VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
+                              mel, model.encode, labelled)
+
+    train, valid = crops("train"), crops("valid")
+    out = Path(cfg.train.out_dir)
+    credit = "; ".join(dict.fromkeys(e["credit"] for e in probe.items))
+    card = {"data": f"{data.name}" + (f" ({data.language})" if data.name == "speech" and data.language else "")
+            + f", {probe.seconds / 60:.1f} min train, crops of {data.segment_frames} frames x hop "
+            f"{model.config.hop_length}", "licence / credit": credit, "recipe": recipe, "hardware": hardware()}
+    if cfg.init:
+        card["warm start"] = f"weights of {cfg.init}, then the steps below with a fresh optimizer and schedule"
+    trainer = Trainer(model, cfg.train, train, valid, card=card)
+    clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.clips, ev.seconds,
+                                     model.config.hop_length)
+
+    def resynth_eval(tr: Trainer) -> None:
+        if not tr.is_main or not (tr.cfg.eval_every and tr.step % tr.cfg.eval_every == 0) or tr.step == tr.cfg.steps:
+            return
+        rep, _ = resynthesis_report(tr.eval_model, clips, labels, ev.griffin_lim_iters, ev.temperature, seed=tr.cfg.seed)
+        row = {"step": tr.step, "split": "valid", **{f"{k}_{m}": v for k in rep for m, v in rep[k].items()},
+               **{f"valid_{k}": v for k, v in tr.last_eval.items()}}
+        with open(out / "resynthesis.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if tr.cfg.progress:
+            print(f"step {tr.step}: valid {tr.last_eval.get('bits_per_dim', float('nan')):.3f} bits/sample, LSD "
+                  f"{rep['model']['lsd_db']:.2f} dB (Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f})", flush=True)
+
+    trainer.add_callback("on_step_end", resynth_eval)
+    t0 = time.perf_counter()
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+    if not trainer.is_main:
+        return {}
+    return report(trainer.eval_model.eval(), cfg, recipe, card, steps=trainer.step, train_s=train_s)
+
+
+def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, train_s: float) -> dict:
+    """The final report: the temperature chosen on valid clips, then on ``cfg.eval.final_split`` the NLL
+    (bits/sample, middle crops) and resynthesis vs Griffin-Lim; writes ``out_dir/results.json``,
+    ``out_dir/examples/`` and ``out_dir/model`` (weights and config with the chosen temperature, card,
+    ``heldout.wav``)."""
+    data, ev, out = cfg.data, cfg.eval, Path(cfg.train.out_dir)
+    temperature, sweep = choose_temperature(final, cfg)
+    final.config = replace(final.config, temperature=temperature)
+    split = ev.final_split
+    test = VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
+                          final.mel_spectrogram(center=False), final.encode, final.config.num_speakers > 0)
+    nll = evaluate(final, test, batch_size=cfg.train.batch_size)
+    clips_t, labels_t, ids = heldout_clips(test.base, ev.clips, ev.seconds, final.config.hop_length)
+    rep, audio = resynthesis_report(final, clips_t, labels_t, ev.griffin_lim_iters, temperature,
+                                    seed=cfg.train.seed, progress=cfg.train.progress)
+    result = {"recipe": recipe, "data": asdict(data), "head": final.config.head, "bits": final.config.bits,
+              "preemphasis": final.config.preemphasis,
+              "params": final.num_parameters(), "receptive_field": final.receptive_field, "steps": steps,
+              "train_s": round(train_s, 1), "hardware": hardware(), "split": split, "clips": ids,
+              "nll_bits_per_sample": bits_per_sample(nll["nll"], test.segment),
+              "nll_nats_per_sample": nll["loss"], "model": rep["model"], "griffin_lim": rep["griffin_lim"],
+              "griffin_lim_iters": ev.griffin_lim_iters, "temperature": temperature, "temperature_sweep_valid": sweep,
+              "beats_griffin_lim_lsd": rep["model"]["lsd_db"] < rep["griffin_lim"]["lsd_db"]}
+    sr = final.config.sample_rate
+    for j in range(len(ids)):
+        save_audio(out / "examples" / f"{j}_original.wav", clips_t[j], sr)
+        save_audio(out / "examples" / f"{j}_wavenet.wav", audio["model"][j], sr)
+        save_audio(out / "examples" / f"{j}_griffin_lim.wav", audio["griffin_lim"][j], sr)
+    tried = ", ".join(f"{r['temperature']:g}: {r['lsd_db']:.2f} dB" for r in sweep)
+    chosen = (f"temperature {temperature:g}, the lowest LSD on {ev.select_clips} valid clips of {tried}" if sweep
+              else f"temperature {temperature:g}")
+    card = {**card, "steps": steps, "training time": f"{train_s / 60:.1f} min",
+            "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "ema_decay": cfg.train.ema_decay,
+            "pre-emphasis": final.config.preemphasis,
+            f"{split} NLL": f"{result['nll_bits_per_sample']:.3f} bits/sample"
+            + (" (of the pre-emphasized signal)" if final.config.preemphasis else ""),
+            "sampling": chosen + " (config.temperature)",
+            f"{split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / sr:.2f} s)":
+                f"WaveNet LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
+                f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
+                f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
+            "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
+    ex = write_heldout_example(final, out, cfg)
+    result["heldout_example"] = ex
+    card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split)"] = (
+        f"WaveNet LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; Griffin-Lim LSD "
+        f"{ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; rerun: arsound vocode "
+        f"THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"
+        + (f" --speaker {ex['speaker']}" if ex["speaker"] is not None else ""))
+    folder = save_pretrained(final, out / "model", card=card)  # replaces the Trainer's export, richer card
+    os.replace(out / HELDOUT_FILE, folder / HELDOUT_FILE)
+    write_json(out / "results.json", result)
+    print(f"{recipe} on {data.name}: {split} NLL {result['nll_bits_per_sample']:.3f} bits/sample; LSD "
+          f"{rep['model']['lsd_db']:.2f} dB vs Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f} dB at T = {temperature:g}; "
+          f"MR-STFT {rep['model']['mrstft']:.3f} vs {rep['griffin_lim']['mrstft']:.3f}; model in {folder}")
+    return result

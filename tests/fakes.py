@@ -1,0 +1,71 @@
+"""Synthetic data for the audio tests, made in tmp_path: tones, music-like chords and prepared-dataset
+folders laid out as ``arsound data prepare`` writes them."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+import torch
+
+SR = 16000
+
+
+def tone(seconds: float, f0: float, seed: int) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(seed)
+    return (0.4 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def music(seconds: float, seed: int = 0) -> torch.Tensor:
+    """Eight random notes with a slow tremolo and a little noise, ``Tensor[T]``."""
+    t = torch.arange(int(seconds * SR)) / SR
+    g = torch.Generator().manual_seed(seed)
+    f = 110 * 2 ** (torch.randint(0, 24, (8,), generator=g) / 12)
+    env = 0.5 + 0.5 * torch.sin(2 * torch.pi * 1.3 * t)
+    x = sum(0.1 * torch.sin(2 * torch.pi * fi * t + i) for i, fi in enumerate(f)) * env
+    return (x + 0.01 * torch.randn(len(t), generator=g)).float()
+
+
+def fake_prepared(root, name: str, labels: list[dict], seconds: float = 0.5) -> None:
+    """A prepared-dataset folder like ``arsound data prepare`` writes: WAVs + manifest.json, 2 files per split
+    and label set."""
+    files = []
+    for j, lab in enumerate(labels):
+        for s, split in enumerate(("train", "train", "valid", "test")):
+            fid = f"{j}_{s}"
+            wav = tone(seconds, 220 * (j + 1) + 30 * s, seed=10 * j + s)
+            path = root / name / "wav" / f"{fid}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, wav, SR, subtype="PCM_16")
+            files.append({"id": fid, "path": f"wav/{fid}.wav", "sha256": "", "samples": len(wav),
+                          "duration": len(wav) / SR, "split": split, "labels": lab, "licence": "test",
+                          "credit": "synthetic test tones"})
+    manifest = {"name": name, "sample_rate": SR, "settings": {}, "credits": ["synthetic"], "files": files}
+    (root / name / "manifest.json").write_text(json.dumps(manifest))
+
+
+def tiny_vocoder(num_speakers: int = 0, names: tuple[str, ...] = (), seed: int = 0):
+    """An untrained 2-layer mu-law WaveNet with the vocoder front end of ``recipes/vocoder``."""
+    from arsound.audio.wavenet import WaveNet, WaveNetConfig
+
+    torch.manual_seed(seed)
+    return WaveNet(WaveNetConfig(head="mulaw", layers=2, cycles=1, kernel_size=2, residual_channels=4, gate_channels=8,
+                                 skip_channels=8, cond_channels=80, hop_length=256, num_speakers=num_speakers,
+                                 speaker_names=names, sample_rate=SR))
+
+
+def trained_vqvae():
+    """The debug VQ-VAE (2 levels, hops 4 / 16) after a few training steps, so codes are diverse."""
+    from arsound.audio.vqvae import VQVAE, VQVAEConfig
+
+    torch.manual_seed(0)
+    m = VQVAE(VQVAEConfig.from_preset("debug"))
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    m.train()
+    for s in range(3):
+        loss, _ = m.loss(torch.stack([music(0.25, s), music(0.25, s + 10)]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval()
