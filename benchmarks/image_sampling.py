@@ -21,22 +21,15 @@ import time
 
 import torch
 
+from arsound.core.model import Canvas, run_steps
 from arsound.image import build
 
 
 def naive_partial(model, n: int, steps: int, seed: int) -> float:
-    """Seconds for the first ``steps`` steps of the naive loop (forward + draw), as ``ARModel.sample``."""
-    x, known = model._blank(n, None)
-    D = x[0].numel()
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand(n, D, model.head.num_uniforms, generator=g)
-    flat = x.view(n, D)
-    order = model.generation_order().tolist()[:steps]
+    """Seconds for the first ``steps`` steps of the naive sampler (forward + draw), as ``sample(cached=False)``."""
+    canvas = Canvas(model, n, generator=torch.Generator().manual_seed(seed))
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for pos in order:
-            params = model(x).reshape(n, D, -1)[:, pos]
-            flat[:, pos] = model.head.sample(params, u[:, pos])
+    run_steps(model, canvas, model.naive_steps(canvas), limit=steps)
     return time.perf_counter() - t0
 
 

@@ -70,7 +70,7 @@ class CachedWaveNet:
         cfg = model.config
         self.model = model
         dev = model.device
-        dt = torch.float32
+        dt = model.dtype
         L, R, G, k = cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.kernel_size
         H, S = G // 2, cfg.skip_channels
         self.L, self.H, self.G, self.k = L, H, G, k

@@ -1,0 +1,51 @@
+"""``vocode`` on a tiny untrained vocoder: lengths, mel input, labels by name, the config's temperature, and
+vocoders saved by arsound 0.1 (front end in a ``vocoder.json``) loading into the one config."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from arsound.audio.vocoder import vocode
+from arsound.core.checkpoint import CheckpointError, load, save_pretrained
+from tests.fakes import tiny_vocoder, tone
+
+
+def test_vocode_lengths_inputs_and_defaults():
+    model = tiny_vocoder(num_speakers=2, names=("choir", "organ"))
+    wav = torch.from_numpy(tone(0.1, 330, 0))                              # 1600 samples = 6.25 frames
+    y = vocode(model, wav=wav, progress=False)
+    assert y.shape == (6 * 256,) and torch.isfinite(y).all()
+    assert torch.equal(y, vocode(model, wav=wav, g="choir", progress=False))   # label 0 by default, by name
+    assert not torch.equal(y, vocode(model, wav=wav, g="organ", progress=False))
+    batch = vocode(model, wav=torch.stack([wav, wav]), g=torch.tensor([0, 1]), progress=False)
+    assert batch.shape == (2, 6 * 256) and torch.equal(batch[0], y)
+    mel = model.mel_spectrogram()(wav)[:, :6]                             # the same frames, given as a mel
+    assert torch.equal(vocode(model, mel=mel, progress=False), y)
+    model.config.temperature = 0.5                                        # the config's temperature is the default
+    assert torch.equal(vocode(model, wav=wav, progress=False), vocode(model, wav=wav, temperature=0.5, progress=False))
+    with pytest.raises(ValueError, match="exactly one of wav or mel"):
+        vocode(model, progress=False)
+
+
+def test_a_vocoder_saved_by_arsound_0_1_loads(tmp_path):
+    """The 0.1 layout: no front end in config.json, a vocoder.json beside it; it loads into the one config,
+    and a vocoder.json that contradicts config.json is refused in one line."""
+    folder = tmp_path / "old"
+    save_pretrained(tiny_vocoder(num_speakers=2, names=("choir", "organ")), folder)
+    meta = json.loads((folder / "config.json").read_text())
+    for k in ("n_fft", "fmin", "fmax", "speaker_names", "temperature"):
+        del meta["config"][k]
+    meta["arsound_version"] = "0.1.0"
+    (folder / "config.json").write_text(json.dumps(meta))
+    legacy = {"mel": {"n_fft": 512, "hop": 256, "n_mels": 80, "fmin": 50.0, "fmax": 7600.0},
+              "classes": ["choir", "organ"], "label": "instrument", "temperature": 0.4}
+    (folder / "vocoder.json").write_text(json.dumps(legacy))
+    cfg = load(folder).config
+    assert (cfg.n_fft, cfg.fmin, cfg.fmax, cfg.speaker_names, cfg.temperature) == (512, 50.0, 7600.0,
+                                                                                   ("choir", "organ"), 0.4)
+    (folder / "vocoder.json").write_text(json.dumps({**legacy, "mel": {**legacy["mel"], "hop": 128}}))
+    with pytest.raises(CheckpointError, match=r"config does not fit WaveNetConfig .*vocoder.json: hop 128") as e:
+        load(folder)
+    assert "\n" not in str(e.value)
