@@ -45,3 +45,20 @@ def made_run(classifier, tmp_path_factory):
     return trainer.eval_model, sets, out / "model"
 
 
+
+
+# ---- a VQ-VAE trained a few steps, and its saved folder (tests/audio, tests/cli) --------------------------------
+@pytest.fixture(scope="session")
+def vqvae():
+    from tests.fakes import trained_vqvae
+
+    return trained_vqvae()
+
+
+@pytest.fixture(scope="session")
+def saved_vqvae(vqvae, tmp_path_factory):
+    from arsound.core.checkpoint import save_pretrained
+
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny-vqvae"
+    save_pretrained(vqvae, folder, card={"data": "synthetic tones (test)"})
+    return folder

@@ -61,7 +61,8 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
         squeeze = wav.ndim == 1
         wav = wav.unsqueeze(0) if squeeze else wav
         if wav.ndim != 2 or wav.shape[-1] < cfg.hop_length:
-            raise ValueError(f"waveform must be [T] or [B, T] with T >= {cfg.hop_length} samples, got {tuple(wav.shape)}")
+            raise ValueError(f"waveform must be [T] or [B, T] with T >= {cfg.hop_length} samples, "
+                             f"got {tuple(wav.shape)}")
         if not torch.isfinite(wav).all():
             raise ValueError("waveform contains NaN/Inf samples")
         c = model.mel_condition(wav)                                        # (B, M, F)

@@ -21,11 +21,14 @@ Conditioning (paper, section 2.5): global ``g: LongTensor[B]`` (speaker / instru
 embedding, local ``c: Tensor[B, C, F]`` (e.g. 80-band log-mel frames) through a learned upsampling network
 (per scale: repeat every frame ``s`` times, then a learned smoothing convolution; the scales multiply to
 the hop, so sample ``n`` sees frame ``n // hop``). Both are projected by 1x1 convolutions into every gate.
+A vocoder's local conditioning is its input's normalized log-mel: the config holds that front end
+(:meth:`WaveNet.mel_spectrogram`, :meth:`WaveNet.mel_condition`) and the label names of ``g``.
 
-Generation: :meth:`WaveNet.generate` runs the cached O(L)-per-sample generator of ``wavenet_fast.py``
-(Fast WaveNet, Paine et al. 2016, arXiv:1611.09482) through ``with model.streaming():``; ``method="naive"``
-recomputes the whole receptive field for every sample (the reference). Receptive field (in samples of
-context): ``(k - 1) * sum(dilations) + 1``, see :func:`receptive_field`.
+Generation: :meth:`WaveNet.generate` runs the shared sampling engine (``core.model.run_steps``) with the
+cached O(L)-per-sample step of ``wavenet_fast.py`` (Fast WaveNet, Paine et al. 2016, arXiv:1611.09482) inside
+``with model.streaming():``; ``method="naive"`` recomputes the whole receptive field for every sample (the
+reference). Receptive field (in samples of context): ``(k - 1) * sum(dilations) + 1``, see
+:func:`receptive_field`.
 
 Letters: B batch, T samples, F frames, C conditioning channels, R residual, G gate (two halves of
 H = G / 2), S skip, L layers, P distribution parameters, U uniforms per sample.
@@ -33,8 +36,10 @@ H = G / 2), S skip, L layers, P distribution parameters, U uniforms per sample.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -218,8 +223,9 @@ class WaveNet(ARModel, StreamingModule):
                 raise ValueError(f"'mol' head needs bits 8 or 16, got {cfg.bits}")
             lsm = cfg.log_scale_min if cfg.log_scale_min is not None else (-7.0 if cfg.bits == 8 else -16.0)
             return DiscretizedLogisticMixture(2 ** cfg.bits, cfg.num_mixtures, lsm)
-        lsm = cfg.log_scale_min if cfg.log_scale_min is not None else -9.0  # draws clipped to the waveform's range
-        return Gaussian(lsm, (-1.0, 1.0)) if cfg.head == "gaussian" else GaussianMixture(cfg.num_mixtures, lsm, (-1.0, 1.0))
+        lsm = cfg.log_scale_min if cfg.log_scale_min is not None else -9.0
+        bounds = (-1.0, 1.0)  # draws clipped to the waveform's range
+        return Gaussian(lsm, bounds) if cfg.head == "gaussian" else GaussianMixture(cfg.num_mixtures, lsm, bounds)
 
     # ---- shapes and conversions -------------------------------------------------------------------
     @property
@@ -302,9 +308,6 @@ class WaveNet(ARModel, StreamingModule):
     def upgrade_config(cls, config: dict, folder) -> dict:
         """Vocoders saved by arsound 0.1 kept their front end, label names and chosen temperature in a
         ``vocoder.json`` beside ``config.json``; read them into the config (``core.checkpoint.load``)."""
-        from pathlib import Path
-        import json
-
         legacy = Path(folder) / "vocoder.json"
         if not legacy.is_file() or "n_fft" in config:
             return config

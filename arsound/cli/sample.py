@@ -76,7 +76,8 @@ def cmd_sample(args, extra: list[str]) -> int:
     if is_audio_model(model):
         paths = sample_audio(model, args.n, args.out, seed=args.seed, temperature=args.temperature, device=args.device,
                              seconds=args.seconds, speaker=args.speaker, cond=args.cond, greedy=args.greedy)
-        where = paths[0] if len(paths) == 1 else f"{paths[0].parent}/{paths[0].stem.rsplit('-', 1)[0]}-*{paths[0].suffix}"
+        first = paths[0]
+        where = first if len(paths) == 1 else f"{first.parent}/{first.stem.rsplit('-', 1)[0]}-*{first.suffix}"
         print(f"wrote {len(paths)} clip(s) at {model.config.sample_rate} Hz to {where}")
         return 0
     if len(model.event_shape) != 3:  # images (B, C, H, W)
@@ -93,7 +94,8 @@ def cmd_sample(args, extra: list[str]) -> int:
 
 def add_parser(subparsers) -> None:
     s = subparsers.add_parser("sample", help="draw samples from a trained model",
-                              description="Draw samples from a model folder or a registry name and write them to a file.")
+                              description="Draw samples from a model folder or a registry name and write them "
+                                          "to a file.")
     s.add_argument("--model", required=True, help="model folder (config.json + model.safetensors) or registry name")
     s.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     s.add_argument("--out", default="samples.png", help="output file (PNG grid for image models, WAV for audio)")

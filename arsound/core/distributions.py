@@ -407,7 +407,8 @@ class GaussianMixture(Distribution):
         u = self._uniforms(params, u, generator)
         k = sampling.sample_logits(logit_probs, u[..., 0], temperature=temperature)  # (...)
         log_s = _gather(log_scales, k).clamp(min=self.log_scale_min)
-        return self._clip(_gather(means, k) + torch.exp(log_s) * temperature * torch.special.ndtri(u[..., 1].to(means.dtype)))
+        z = torch.special.ndtri(u[..., 1].to(means.dtype))
+        return self._clip(_gather(means, k) + torch.exp(log_s) * temperature * z)
 
     def mode(self, params: Tensor) -> Tensor:
         """The mean of the heaviest component: the ``T -> 0`` limit of :meth:`sample` (the mixture's

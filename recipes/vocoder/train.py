@@ -132,7 +132,8 @@ def main(cfg: Config) -> dict:
     def resynth_eval(tr: Trainer) -> None:
         if not tr.is_main or not (tr.cfg.eval_every and tr.step % tr.cfg.eval_every == 0) or tr.step == tr.cfg.steps:
             return
-        rep, _ = resynthesis_report(tr.eval_model, clips, labels, ev.griffin_lim_iters, ev.temperature, seed=tr.cfg.seed)
+        rep, _ = resynthesis_report(tr.eval_model, clips, labels, ev.griffin_lim_iters, ev.temperature,
+                                    seed=tr.cfg.seed)
         row = {"step": tr.step, "split": "valid", **{f"{k}_{m}": v for k in rep for m, v in rep[k].items()},
                **{f"valid_{k}": v for k, v in tr.last_eval.items()}}
         with open(out / "resynthesis.jsonl", "a") as f:
@@ -203,6 +204,7 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
     os.replace(out / HELDOUT_FILE, folder / HELDOUT_FILE)
     write_json(out / "results.json", result)
     print(f"{recipe} on {data.name}: {split} NLL {result['nll_bits_per_sample']:.3f} bits/sample; LSD "
-          f"{rep['model']['lsd_db']:.2f} dB vs Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f} dB at T = {temperature:g}; "
+          f"{rep['model']['lsd_db']:.2f} dB vs Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f} dB "
+          f"at T = {temperature:g}; "
           f"MR-STFT {rep['model']['mrstft']:.3f} vs {rep['griffin_lim']['mrstft']:.3f}; model in {folder}")
     return result

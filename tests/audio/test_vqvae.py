@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from arsound.audio.vqvae import VQVAE, VQVAEConfig
-from arsound.core.checkpoint import load, save_pretrained
-from tests.fakes import music, trained_vqvae
+from arsound.core.checkpoint import load
+from tests.fakes import music
 
 
 def tiny_config(**kw) -> VQVAEConfig:
@@ -16,18 +16,6 @@ def tiny_config(**kw) -> VQVAEConfig:
         setattr(cfg, k, v)
     return cfg
 
-
-@pytest.fixture(scope="module")
-def model() -> VQVAE:
-    return trained_vqvae()
-
-
-
-@pytest.fixture(scope="module")
-def saved(model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt") / "tiny-vqvae"
-    save_pretrained(model, folder, card={"data": "synthetic tones (test)"})
-    return folder
 
 
 def test_presets_and_shapes():
@@ -46,20 +34,20 @@ def test_presets_and_shapes():
         VQVAEConfig.from_preset("huge")
 
 
-def test_encode_decode_consistency_per_level(model):
+def test_encode_decode_consistency_per_level(vqvae):
     x = music(0.2, 3).unsqueeze(0)                                                 # 3200 samples
-    codes = model.encode(x)
-    outs = model(x)                                                                # eval: no codebook update
+    codes = vqvae.encode(x)
+    outs = vqvae(x)                                                                # eval: no codebook update
     for l, (c, o) in enumerate(zip(codes, outs)):
-        vq = model.quantizers[l]
+        vq = vqvae.quantizers[l]
         assert torch.equal(o.codes, c)
         e = vq.embed(c)                                                            # looked-up vectors (B, D, T_l)
         assert torch.equal(vq.encode(e), c)                                        # re-quantizing: same indices
-        y = model.decode(c, l)
-        torch.testing.assert_close(y, model.decoders[l](e).squeeze(1), rtol=0, atol=0)
+        y = vqvae.decode(c, l)
+        torch.testing.assert_close(y, vqvae.decoders[l](e).squeeze(1), rtol=0, atol=0)
         torch.testing.assert_close(o.x_hat, y[:, :x.shape[-1]], rtol=0, atol=1e-6)  # forward == decode(encode)
     with pytest.raises(ValueError, match="codes must lie in"):
-        model.decode(torch.full((1, 4), 99), 0)
+        vqvae.decode(torch.full((1, 4), 99), 0)
 
 
 def test_commitment_on_every_level_and_gradients_reach_every_encoder():
@@ -77,13 +65,13 @@ def test_commitment_on_every_level_and_gradients_reach_every_encoder():
         assert m.decoders[l].net[0].weight.grad.abs().sum() > 0, l
 
 
-def test_save_load_round_trip(model, saved):
-    again = load(saved)
+def test_save_load_round_trip(vqvae, saved_vqvae):
+    again = load(saved_vqvae)
     assert isinstance(again, VQVAE)
     x = music(0.3, 4)
-    for a, b in zip(model.encode(x), again.encode(x)):
+    for a, b in zip(vqvae.encode(x), again.encode(x)):
         assert torch.equal(a, b)
-    assert torch.equal(again.quantizers[0].codebook, model.quantizers[0].codebook)
+    assert torch.equal(again.quantizers[0].codebook, vqvae.quantizers[0].codebook)
 
 
 # ---- data parallel through the shared Trainer -------------------------------------------------------

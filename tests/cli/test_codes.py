@@ -3,27 +3,14 @@ with nothing half-written."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import soundfile as sf
 import torch
 
 from arsound.audio.codes import load_codes, weights_sha256
 from arsound.audio.vqvae import VQVAE, VQVAEConfig
 from arsound.core.checkpoint import save_pretrained
-from tests.fakes import SR, music, trained_vqvae
+from tests.fakes import SR, music
 
-
-@pytest.fixture(scope="module")
-def model() -> VQVAE:
-    return trained_vqvae()
-
-
-
-@pytest.fixture(scope="module")
-def saved(model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt") / "tiny-vqvae"
-    save_pretrained(model, folder, card={"data": "synthetic tones (test)"})
-    return folder
 
 
 def cli(argv):
@@ -32,30 +19,30 @@ def cli(argv):
     return main(argv)
 
 
-def test_cli_encode_decode_end_to_end(model, saved, tmp_path):
+def test_cli_encode_decode_end_to_end(vqvae, saved_vqvae, tmp_path):
     x = music(0.7, 9)
     src = tmp_path / "in.wav"
     sf.write(src, x.numpy(), SR, subtype="FLOAT")
     npz = tmp_path / "codes.npz"
-    assert cli(["encode", str(src), "-o", str(npz), "--model", str(saved), "--chunk-seconds", "0.1"]) == 0
+    assert cli(["encode", str(src), "-o", str(npz), "--model", str(saved_vqvae), "--chunk-seconds", "0.1"]) == 0
     cf = load_codes(npz)
-    assert cf.length == len(x) and cf.hops == [4, 16] and cf.model_sha256 == weights_sha256(saved)
-    for w, c in zip(model.encode(x.unsqueeze(0)), cf.codes):
+    assert cf.length == len(x) and cf.hops == [4, 16] and cf.model_sha256 == weights_sha256(saved_vqvae)
+    for w, c in zip(vqvae.encode(x.unsqueeze(0)), cf.codes):
         assert torch.equal(w[0], c)                                                # chunked CLI == whole encoding
     for level in (0, 1):
         out = tmp_path / f"out{level}.wav"
         assert cli(["decode", str(npz), "-o", str(out), "--level", str(level), "--chunk-codes", "50"]) == 0
         y, sr = sf.read(out, dtype="float32")
         assert sr == SR and len(y) == len(x)
-        ref = model.decode(cf.codes[level], level)[:len(x)].clamp(-1, 1).numpy()
+        ref = vqvae.decode(cf.codes[level], level)[:len(x)].clamp(-1, 1).numpy()
         np.testing.assert_allclose(y, ref, atol=1 / 32768 + 1e-4)                 # 16-bit WAV of the decode
 
 
-def test_cli_errors_are_one_line(saved, tmp_path, capsys):
+def test_cli_errors_are_one_line(saved_vqvae, tmp_path, capsys):
     src = tmp_path / "in.wav"
     sf.write(src, music(0.2, 1).numpy(), SR)
     good = tmp_path / "good.npz"
-    assert cli(["encode", str(src), "-o", str(good), "--model", str(saved)]) == 0
+    assert cli(["encode", str(src), "-o", str(good), "--model", str(saved_vqvae)]) == 0
     capsys.readouterr()
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK garbage")
@@ -68,9 +55,9 @@ def test_cli_errors_are_one_line(saved, tmp_path, capsys):
     torch.manual_seed(5)
     save_pretrained(VQVAE(VQVAEConfig.from_preset("debug")), other)
     cases = {
-        "missing audio": (["encode", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o1.npz"), "--model", str(saved)],
+        "missing audio": (["encode", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o1.npz"), "--model", str(saved_vqvae)],
                           "no such file"),
-        "bad output": (["encode", str(src), "-o", str(tmp_path / "o.txt"), "--model", str(saved)], ".npz"),
+        "bad output": (["encode", str(src), "-o", str(tmp_path / "o.txt"), "--model", str(saved_vqvae)], ".npz"),
         "missing model": (["encode", str(src), "-o", str(tmp_path / "o2.npz"), "--model", str(tmp_path / "none")],
                           "no checkpoint"),
         "missing codes": (["decode", str(tmp_path / "nope.npz"), "-o", str(tmp_path / "o3.wav")], "does not exist"),
