@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -36,12 +37,28 @@ LR = {"fvsbn": 3e-2, "nade": 3e-2, "made": 1e-2}
 DEFAULT_LR = 1e-3
 
 
+def _mean_std(values: list[float], fmt: str) -> str:
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| model | params | lr | test NLL (nats/image) | bits/dim | train (s) | sample 16 (s) |\n"
+    """One line per model: test NLL and bits/dim as mean ± std over the seeds run (rows with a ``seed``)."""
+    models = {}
+    for r in rows:
+        models.setdefault(r["model"], []).append(r)
+    seeds = max(len(v) for v in models.values())
+    what = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+    head = (f"| model | params | lr | test NLL (nats/image, {what}) | bits/dim | train (s) | sample 16 (s) |\n"
             "|---|---:|---:|---:|---:|---:|---:|\n")
-    return head + "".join(
-        f"| {r['model']} | {r['params']:,} | {r['lr']:g} | {r['test_nll_nats']:.2f} | {r['test_bits_per_dim']:.4f} | "
-        f"{r['train_s']:.0f} | {r['sample_s']:.1f} |\n" for r in sorted(rows, key=lambda r: r["test_nll_nats"]))
+    lines = []
+    for name, rs in sorted(models.items(), key=lambda kv: statistics.mean(r["test_nll_nats"] for r in kv[1])):
+        lines.append(f"| {name} | {rs[0]['params']:,} | {rs[0]['lr']:g} | "
+                     f"{_mean_std([r['test_nll_nats'] for r in rs], '.2f')} | "
+                     f"{_mean_std([r['test_bits_per_dim'] for r in rs], '.4f')} | "
+                     f"{statistics.mean(r['train_s'] for r in rs):.0f} | {statistics.mean(r['sample_s'] for r in rs):.1f} |\n")
+    return head + "".join(lines)
 
 
 def sweep_table(rows: list[dict]) -> str:
@@ -116,15 +133,33 @@ def ship(names: list[str], out: Path, args, dest: Path | None = None) -> None:
     write_json(registry_path, registry)
 
 
-def run(recipe, name: str, lr: float, args, out_dir: str, samples: int) -> dict:
+def run(recipe, name: str, lr: float, args, out_dir: str, samples: int, seed: int = 0, options: str = "") -> dict:
     cfg = recipe.Config()
-    cfg.model.name, cfg.model.size, cfg.data.name = name, args.size, args.data
-    cfg.train.steps, cfg.train.batch_size, cfg.train.lr = args.steps, args.batch, lr
+    cfg.model.name, cfg.model.size, cfg.model.options, cfg.data.name = name, args.size, options, args.data
+    cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.train.seed = args.steps, args.batch, lr, seed
     cfg.train.eval_every = max(args.steps // 8, 1)
     cfg.train.ckpt_every = max(args.steps // 4, 1)
     cfg.train.out_dir = out_dir
     cfg.samples = samples
     return recipe.main(cfg)
+
+
+def run_dir(out: str, name: str, seed: int) -> Path:
+    """Seed 0 trains into ``OUT/NAME`` (what ``--ship`` copies), other seeds into ``OUT/NAME_seedS``."""
+    return Path(out) / (name if seed == 0 else f"{name}_seed{seed}")
+
+
+def variants_table(rows: list[dict]) -> str:
+    out = "| model | options | validation NLL (nats/image) | test NLL |\n|---|---|---:|---:|\n"
+    by = {}
+    for r in rows:
+        by.setdefault((r["model"], r["options"]), []).append(r)
+    best = min(by, key=lambda k: statistics.mean(r["valid_nll_nats"] for r in by[k]))
+    for key, rs in by.items():
+        v = _mean_std([r["valid_nll_nats"] for r in rs], ".2f")
+        out += (f"| {key[0]} | {key[1] or '(preset)'} | {'**' + v + '**' if key == best else v} | "
+                f"{_mean_std([r['test_nll_nats'] for r in rs], '.2f')} |\n")
+    return out
 
 
 def main(argv=None) -> list[dict]:
@@ -142,6 +177,12 @@ def main(argv=None) -> list[dict]:
                    "earlier run in --out, to checkpoints/ with a model card and a registry entry")
     p.add_argument("--tag", default="", help="with --write: suffix the written files (RESULTS_TAG.md, ...) so they "
                    "sit beside the main table")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds (initial weights and data order); "
+                   "the table gives mean ± std over them")
+    p.add_argument("--collect", action="store_true", help="do not train: tabulate the runs an earlier invocation "
+                   "(or several in parallel, each with its --models) left in --out")
+    p.add_argument("--variants", help="semicolon-separated config options to compare on the validation slice, "
+                   "e.g. 'natural_order=true;natural_order=false,num_masks=8' (with --seeds)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.models.split(",")
@@ -151,6 +192,7 @@ def main(argv=None) -> list[dict]:
     if args.ship:
         return ship(args.ship.split(","), Path(args.out), args)
     recipe = load_recipe("image_zoo")
+    seeds = [int(v) for v in args.seeds.split(",")]
     command = f"`python -m benchmarks.image_zoo {' '.join(argv if argv is not None else sys.argv[1:])}`"
     budget = (f"Budget: {args.steps} steps x batch {args.batch} per model, preset '{args.size}', {args.data} "
               f"(binarized), EMA weights. Machine: {hardware()}.\nCommand: {command}\n\n")
@@ -171,21 +213,41 @@ def main(argv=None) -> list[dict]:
             write_text(RECIPE / "LR_SWEEP.md", text)
         return rows
 
+    if args.variants:
+        rows = []
+        for name in names:
+            for options in args.variants.split(";"):
+                for seed in seeds:
+                    rows.append(run(recipe, name, LR.get(name, DEFAULT_LR), args,
+                                    f"{args.out}/variants/{name}_{options or 'preset'}_seed{seed}", 4, seed, options))
+                print(variants_table(rows), flush=True)
+        text = (budget + f"Validation NLL (nats/image, 400 images of the training split; mean ± std over seeds "
+                f"{args.seeds}), best in bold; the test NLL only for the record:\n\n" + variants_table(rows))
+        print(text)
+        if args.write:
+            write_text(RECIPE / f"VARIANTS{'_' + args.tag if args.tag else ''}.md", text)
+        return rows
+
     rows = []
     for name in names:
-        rows.append(run(recipe, name, LR.get(name, DEFAULT_LR), args, f"{args.out}/{name}", samples=16))
-        print(table(rows), flush=True)
+        for seed in seeds:
+            folder = run_dir(args.out, name, seed)
+            if args.collect:
+                rows.append({**json.loads((folder / "results.json").read_text()), "lr": LR.get(name, DEFAULT_LR)})
+                continue
+            rows.append(run(recipe, name, LR.get(name, DEFAULT_LR), args, str(folder), 16, seed))
+            print(table(rows), flush=True)
     text = budget + table(rows)
     print(text)
     curves = Path(args.out) / "curves.png"
-    plot_curves({r["model"]: Path(args.out) / r["model"] for r in rows}, curves,
-                f"{args.steps} steps x {args.batch}, {args.data}")
+    plot_curves({name: run_dir(args.out, name, seeds[0]) for name in names}, curves,
+                f"{args.steps} steps x {args.batch}, {args.data}, seed {seeds[0]}")
     print(f"learning curves: {curves}")
     if args.write:
         tag = f"_{args.tag}" if args.tag else ""
         (RECIPE / "samples").mkdir(exist_ok=True)
-        for r in rows:
-            shutil.copy(Path(args.out) / r["model"] / "samples.png", RECIPE / "samples" / f"{r['model']}{tag}.png")
+        for name in names:
+            shutil.copy(run_dir(args.out, name, seeds[0]) / "samples.png", RECIPE / "samples" / f"{name}{tag}.png")
         shutil.copy(curves, RECIPE / f"curves{tag}.png")
         write_text(RECIPE / f"RESULTS{tag}.md", text)
         write_json(RECIPE / f"results{tag}.json", rows)

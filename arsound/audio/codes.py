@@ -71,8 +71,8 @@ def load_codes(path) -> CodesFile:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except Exception as e:  # not a zip, truncated, pickled objects...
-        raise ValueError(f"{what} ({' '.join(str(e).split())[:120]}); make one with `arsound encode`") from None
+    except Exception:  # not a zip, truncated, pickled objects...
+        raise ValueError(f"{what} (not a readable .npz archive of arrays); make one with `arsound encode`") from None
     if "format" not in data or str(data["format"]) != CODES_FORMAT or "version" not in data:
         raise ValueError(f"{what} (no '{CODES_FORMAT}' format tag); make one with `arsound encode`")
     version = int(data["version"])

@@ -29,16 +29,20 @@ def preemphasis(x: torch.Tensor, coef: float) -> torch.Tensor:
     return x - coef * torch.nn.functional.pad(x, (1, 0))[..., :-1] if coef else x
 
 
-def deemphasis(y: torch.Tensor, coef: float) -> torch.Tensor:
-    """Inverse of :func:`preemphasis`: ``x[t] = y[t] + coef * x[t - 1]``, ``x[-1] = 0``, along the last dim
-    (``librosa.effects.deemphasis(y, coef=coef, zi=0)``, an IIR filter run by scipy on the CPU in float64)."""
+def deemphasis(y: torch.Tensor, coef: float, state: torch.Tensor | None = None, return_state: bool = False):
+    """Inverse of :func:`preemphasis`: ``x[t] = y[t] + coef * x[t - 1]`` along the last dim, from ``x[-1] = 0``
+    or from the ``state`` a previous call returned (so a stream de-emphasized in chunks equals the whole:
+    ``return_state=True`` gives ``(x, state)``). ``librosa.effects.deemphasis(y, coef=coef, zi=...)``, an IIR
+    filter run by scipy on the CPU in float64."""
     if not coef:
-        return y
+        return (y, state) if return_state else y
     import librosa
 
     z = y.detach().double().cpu().numpy()
-    x = librosa.effects.deemphasis(z, coef=coef, zi=np.zeros(z.shape[:-1] + (1,)))
-    return torch.from_numpy(np.ascontiguousarray(x)).to(device=y.device, dtype=y.dtype)
+    zi = np.zeros(z.shape[:-1] + (1,)) if state is None else state.detach().double().cpu().numpy()
+    x, zf = librosa.effects.deemphasis(z, coef=coef, zi=zi, return_zf=True)
+    x = torch.from_numpy(np.ascontiguousarray(x)).to(device=y.device, dtype=y.dtype)
+    return (x, torch.from_numpy(np.ascontiguousarray(zf))) if return_state else x
 
 
 # a vocoder's conditioning: c = (log_mel + MEL_SHIFT) / MEL_SCALE, about unit scale (floor 1e-5 -> -2.2)

@@ -13,6 +13,8 @@ interrupted save never leaves a half-written file under the final name.
 """
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -42,10 +44,16 @@ def audio_info(path: Path) -> sf._SoundFileInfo:
     if not path.is_file():
         raise AudioError(path, "not a file")
     try:
-        return sf.info(str(path))
+        info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:  # not audio, truncated header, unknown format
         reason = str(e).split(":")[-1].strip().rstrip(".") or "unknown format"
         raise AudioError(path, f"not a readable audio file ({reason})") from None
+    # a data chunk cut short (a copy or download that stopped): libsndfile reads what is there, silently
+    cut = re.search(r"^data\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info, re.M)
+    if cut and 0 < int(cut.group(1)) < 0xFFFFFFFF and int(cut.group(1)) > int(cut.group(2)):
+        raise AudioError(path, f"truncated: its header promises {int(cut.group(1)):,} bytes of samples but the file "
+                               f"holds {int(cut.group(2)):,}; copy or export it again")
+    return info
 
 
 def _check_finite(path, x: np.ndarray) -> None:
@@ -117,6 +125,60 @@ def save_audio(path, wav, sr: int, subtype: str | None = None) -> Path:
     with atomic_write(path, "wb") as f:
         sf.write(f, x.T if x.ndim == 2 else x, int(sr), format=fmt, subtype=subtype)  # soundfile wants [T, C]
     return path
+
+
+def resample_file(src, dst, sr: int, block_seconds: float = 10.0) -> Path:
+    """Write ``src`` (mono mixdown) resampled to ``sr`` into ``dst`` (32-bit float WAV), a block at a time
+    (soxr's streaming resampler: the same samples as resampling the whole file, memory one block)."""
+    src, dst = Path(src), Path(dst)
+    info = audio_info(src)
+    stream = soxr.ResampleStream(info.samplerate, sr, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+    block = max(1, int(block_seconds * info.samplerate))
+    with sf.SoundFile(str(dst), "w", sr, 1, "FLOAT", format="WAV") as out:
+        blocks = sf.blocks(str(src), blocksize=block, dtype="float32", always_2d=True)
+        for i, x in enumerate(blocks):
+            _check_finite(src, x)
+            last = (i + 1) * block >= info.frames
+            out.write(stream.resample_chunk(np.ascontiguousarray(x.mean(axis=1)), last=last))
+    return dst
+
+
+def read_span(path, start: int, length: int, pad: int = 0, total: int | None = None) -> torch.Tensor:
+    """Samples ``[start - pad, start + length + pad)`` of a file (mono mixdown, clipped to [-1, 1]) as
+    ``Tensor[length + 2 pad]``, zeros where the span reaches past either end of the file's ``total`` samples.
+    Only that span is read, so any length of file costs the span's memory."""
+    if total is None:
+        total = audio_info(Path(path)).frames
+    lo, hi = max(0, start - pad), min(total, start + length + pad)
+    x, _ = sf.read(str(path), start=lo, stop=hi, dtype="float32", always_2d=True)
+    _check_finite(path, x)
+    x = torch.from_numpy(np.ascontiguousarray(x.mean(axis=1)))
+    return torch.nn.functional.pad(x, (lo - (start - pad), (start + length + pad) - hi)).clamp_(-1, 1)
+
+
+def save_audio_stream(paths, pieces, sr: int) -> int:
+    """Write waveform pieces ``[B, t]`` (Tensors in [-1, 1]) to ``B`` files (row ``b`` to ``paths[b]``, 16-bit
+    PCM, Vorbis for .ogg) as they come, so a stream of any length costs one piece of memory. Atomic: nothing
+    appears under any path until the last piece is written, and an error leaves none. Returns the samples
+    written per file."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if path.suffix.lower() not in SAVE_FORMATS:
+            raise AudioError(path, f"unsupported extension '{path.suffix}' (use one of {sorted(SAVE_FORMATS)})", "save")
+    n = 0
+    with contextlib.ExitStack() as stack:
+        outs = []
+        for path in paths:
+            fmt, subtype = SAVE_FORMATS[path.suffix.lower()]
+            f = stack.enter_context(atomic_write(path, "wb"))
+            outs.append(stack.enter_context(sf.SoundFile(f, "w", sr, 1, subtype, format=fmt)))
+        for y in pieces:
+            if not torch.isfinite(y).all():
+                raise AudioError(paths[0], "waveform contains NaN/Inf", "save")
+            for out, row in zip(outs, y):
+                out.write(row.detach().cpu().float().clamp(-1, 1).numpy())
+            n += y.shape[-1]
+    return n
 
 
 # ---- levels -----------------------------------------------------------------------------------------

@@ -16,11 +16,18 @@ Letters: B batch, T samples, M mel bands, F frames.
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
 import torch
 from torch import Tensor
 
 from .features import MelSpectrogram, normalize_mel
+from .io import AudioError, audio_info, read_span, resample_file, save_audio_stream
 from .metrics import log_spectral_distance, mr_stft_distance
+
+BLOCK_FRAMES = 512   # frames of conditioning read at a time from a file (8 s at hop 256 and 16 kHz)
 
 
 def check_vocoder(model) -> None:
@@ -76,10 +83,10 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
             raise ValueError("mel contains NaN/Inf values")
         c = normalize_mel(mel.float()).to(model.device)
     temperature = cfg.temperature if temperature is None else temperature
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    x = model.generate(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
-                       generator=generator, progress=progress)
-    out = model.decode(x).cpu()
+    generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same for vocode_file's pieces
+    pieces = model.stream(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
+                          generator=generator, progress=progress)
+    out = torch.cat(list(model.decode_stream(pieces)), dim=1)
     return out[0] if squeeze else out
 
 
@@ -99,4 +106,55 @@ def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, gl_iters: int = 32) 
     return gl, scores
 
 
-__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "vocode"]
+def mel_blocks(model, path, frames: int, block: int = BLOCK_FRAMES) -> Iterator[Tensor]:
+    """A vocoder's conditioning for the first ``frames`` frames of an audio file at the model's rate, read
+    ``block`` frames at a time: ``Tensor[1, M, <= block]`` each. Frame ``f`` is centred on sample ``f * hop`` of
+    the whole file (each block is read with ``n_fft // 2`` samples of context, zeros past the ends, and an
+    uncentred STFT), so the blocks equal :meth:`WaveNet.mel_condition` of the whole file."""
+    hop, pad = model.config.hop_length, model.config.n_fft // 2
+    total = audio_info(Path(path)).frames
+    mel = model.mel_spectrogram(center=False).cpu()
+    for f0 in range(0, frames, block):
+        f1 = min(frames, f0 + block)
+        wav = read_span(path, f0 * hop, (f1 - f0) * hop, pad, total)
+        yield normalize_mel(mel(wav))[None, :, :f1 - f0]
+
+
+@torch.no_grad()
+def vocode_file(model, src, out, g: int | str | None = None, *, temperature: float | None = None, seed: int = 0,
+                progress: bool = True) -> int:
+    """Vocode an audio file of any length into ``out`` (its log-mel, then the WaveNet), streaming: the input is
+    read and the output written a block at a time, so memory does not grow with the length. A file at
+    another rate is first resampled into a temporary file (soxr, streaming). Equals :func:`vocode` of the
+    whole waveform with the same seed; returns the samples written (whole frames)."""
+    check_vocoder(model)
+    cfg = model.config
+    src = Path(src)
+    info = audio_info(src)
+    with tempfile.TemporaryDirectory() as tmp:
+        if info.samplerate != cfg.sample_rate:
+            src = resample_file(src, Path(tmp) / "input.wav", cfg.sample_rate)
+            info = audio_info(src)
+        frames = info.frames // cfg.hop_length
+        if frames < 1:
+            raise AudioError(src, f"{info.frames / info.samplerate:.3f} s long, shorter than one frame "
+                                  f"({cfg.hop_length} samples)")
+        return vocode_frames(model, mel_blocks(model, src, frames), out, g, temperature=temperature, seed=seed,
+                             progress=progress)
+
+
+@torch.no_grad()
+def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = None, *,
+                  temperature: float | None = None, seed: int = 0, progress: bool = True) -> int:
+    """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`)
+    into the audio file ``out``, a piece at a time; returns the samples written."""
+    cfg = model.config
+    temperature = cfg.temperature if temperature is None else temperature
+    generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
+    pieces = model.stream(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature, generator=generator,
+                          progress=progress)
+    return save_audio_stream([out], model.decode_stream(pieces), cfg.sample_rate)
+
+
+__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "mel_blocks", "vocode", "vocode_file",
+           "vocode_frames"]

@@ -40,7 +40,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, Gaussian
                                   mu_law_decode, mu_law_encode, nearest_bin)
 from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
-from ..core.sampling import get_uniform
+from ..core.sampling import check_temperature, get_uniform
 from ..core.streaming import StreamingModule
 from .features import MelSpectrogram, deemphasis, normalize_mel, preemphasis
 
@@ -253,16 +253,30 @@ class WaveNet(ARModel, StreamingModule):
             return nearest_bin(wav.double(), 2 ** self.config.bits)
         return wav.to(self.dtype)
 
-    def decode(self, x: Tensor) -> Tensor:
+    def decode(self, x: Tensor, emphasis: bool = True) -> Tensor:
         """The model's ``x`` -> waveform in [-1, 1] (float32), de-emphasized along the last dim if the model
-        is pre-emphasized."""
+        is pre-emphasized (``emphasis=False``: not; a caller decoding a stream in pieces carries the
+        de-emphasis state itself, ``features.deemphasis``)."""
         if self.config.head == "mulaw":
             y = mu_law_decode(x, 2 ** self.config.bits - 1).float()
         elif self.config.head == "mol":
             y = bin_centres(x, 2 ** self.config.bits, torch.float64).float()
         else:
             y = x.float().clamp(-1, 1)
-        return deemphasis(y, self.config.preemphasis).clamp_(-1, 1) if self.config.preemphasis else y
+        if emphasis and self.config.preemphasis:
+            y = deemphasis(y, self.config.preemphasis).clamp_(-1, 1)
+        return y
+
+    def decode_stream(self, pieces: Iterator[Tensor]) -> Iterator[Tensor]:
+        """Waveform pieces ``[B, t]`` (CPU) of :meth:`stream`'s pieces, the de-emphasis carried from piece to
+        piece (so they equal :meth:`decode` of the whole)."""
+        state = None
+        for x in pieces:
+            y = self.decode(x, emphasis=False).cpu()
+            if self.config.preemphasis:
+                y, state = deemphasis(y, self.config.preemphasis, state, return_state=True)
+                y = y.clamp_(-1, 1)
+            yield y
 
     def silence(self) -> Tensor:
         """``x`` of the value 0.0 (padding of generated items past their length)."""
@@ -322,12 +336,19 @@ class WaveNet(ARModel, StreamingModule):
     def upsample_cond(self, c: Tensor, T: int) -> Tensor:
         """``c[B, C, F] -> Tensor[B, C, T]`` (needs ``F * hop >= T``; extra samples are cut)."""
         cfg = self.config
-        if c.ndim != 3 or c.shape[1] != cfg.cond_channels:
-            raise ValueError(f"local conditioning must be c[B, {cfg.cond_channels}, frames], got {tuple(c.shape)}")
+        self.check_frames(c)
         if c.shape[-1] * cfg.hop_length < T:
             raise ValueError(f"{c.shape[-1]} conditioning frames x hop {cfg.hop_length} = "
                              f"{c.shape[-1] * cfg.hop_length} samples, fewer than the {T} asked for")
         return self.upsample(c.to(self.dtype))[..., :T]
+
+    def check_frames(self, c: Tensor) -> None:
+        """Local conditioning (or a block of it) is ``c[B, cond_channels, frames]`` of finite numbers."""
+        C = self.config.cond_channels
+        if c.ndim != 3 or c.shape[1] != C:
+            raise ValueError(f"local conditioning must be c[B, {C}, frames], got {tuple(c.shape)}")
+        if not torch.isfinite(c).all():
+            raise ValueError(f"local conditioning contains {int((~torch.isfinite(c)).sum())} NaN/Inf values")
 
     def global_cond(self, g: Tensor) -> Tensor:
         """``g: LongTensor[B] -> Tensor[B, L * G]``, the speaker term of every gate."""
@@ -338,10 +359,12 @@ class WaveNet(ARModel, StreamingModule):
             raise ValueError(f"speaker ids must lie in [0, {n}), got {g.min().item()}..{g.max().item()}")
         return self.speaker_proj(self.speaker_embed(g))
 
-    def check_cond(self, c: Tensor | None, g: Tensor | None) -> None:
+    def check_cond(self, c: Tensor | None, g: Tensor | None, local: bool | None = None) -> None:
+        """The conditioning this model needs, no more (``local``: whether ``c`` is given, when it is not a tensor)."""
         cfg = self.config
-        if (c is None) != (self.cond_proj is None):
-            raise ValueError(f"this WaveNet {'needs' if c is None else 'takes no'} local conditioning "
+        local = c is not None if local is None else local
+        if (not local) != (self.cond_proj is None):
+            raise ValueError(f"this WaveNet {'needs' if not local else 'takes no'} local conditioning "
                              f"(cond_channels={cfg.cond_channels}): c[B, C, frames], CLI --cond FILE.npy")
         if (g is None) != (self.speaker_embed is None):
             raise ValueError(f"this WaveNet {'needs' if g is None else 'takes no'} global conditioning "
@@ -382,14 +405,13 @@ class WaveNet(ARModel, StreamingModule):
         return self.network(x, self.project_cond(c_up, g))
 
     def _stream_forward(self, x: Tensor, c: Tensor | None, g: Tensor | None) -> Tensor:
-        from .wavenet_fast import CachedWaveNet, step_threads
+        from .wavenet_fast import CachedWaveNet, FrameCond, step_threads
 
         with torch.inference_mode(), step_threads(x.device, x.shape[0]):
             eng = self.state.get("engine")
-            if eng is None:  # first chunk: conditioning for the whole stream, computed once
+            if eng is None:  # first chunk: the conditioning of the whole stream, upsampled as steps reach it
                 self.check_cond(c, g)
-                c_up = None if c is None else self.upsample_cond(c, c.shape[-1] * self.config.hop_length)
-                eng = self.state["engine"] = CachedWaveNet(self, x.shape[0], c_up, g)
+                eng = self.state["engine"] = CachedWaveNet(self, x.shape[0], None if c is None else FrameCond(self, c), g)
                 self.state["prev"] = None
             out = []
             for t in range(x.shape[1]):
@@ -419,22 +441,27 @@ class WaveNet(ARModel, StreamingModule):
                  g: Tensor | None = None, *, length: int | None = None, temperature: float = 1.0,
                  greedy: bool = False, generator: torch.Generator | None = None, uniforms: Tensor | None = None,
                  prompt: Tensor | None = None, method: str = "auto", progress: bool = False) -> Tensor:
-        """Generate ``x[B, T_max]`` (use :meth:`decode` for waveforms).
+        """Generate ``x[B, T_max]`` (use :meth:`decode` for waveforms; :meth:`stream` for any length).
 
         n: number of streams (each ``length`` long, else ``c``'s frames x hop, else ``config.length``),
             or per-stream lengths ``[l_1, ..., l_B]``; items past their length hold :meth:`silence`.
         c: ``Tensor[B, C, F]`` local conditioning; g: ``LongTensor[B]`` speaker ids.
         temperature, greedy: as the head's ``sample`` / ``mode``.
-        generator / uniforms: randomness; pre-drawn ``uniforms[B, T_max, U]`` make two runs (or the naive
+        generator / uniforms: randomness, drawn time-major (``T x B x U``; on the CPU generator a run in
+            pieces draws the same values); pre-drawn ``uniforms[B, T_max, U]`` make two runs (or the naive
             and cached paths) draw identical samples.
         prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
-        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers), ``"naive"``
-            (recomputes the receptive field for every sample; the reference) or ``"triton"`` (one fused
-            kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt; CUDA, or Triton's
-            interpreter on the CPU for testing).
+        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers, :meth:`stream`'s pieces
+            joined), ``"naive"`` (recomputes the receptive field for every sample; the reference) or
+            ``"triton"`` (one fused kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt;
+            CUDA, or Triton's interpreter on the CPU for testing).
         """
         if method not in ("auto", "cached", "naive", "triton"):
             raise ValueError(f"unknown method '{method}'; choose auto, cached, naive or triton")
+        if method in ("auto", "cached"):
+            return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
+                                              generator=generator, uniforms=uniforms, prompt=prompt,
+                                              progress=progress)), dim=1)
         if method == "triton":
             from . import wavenet_triton
 
@@ -442,38 +469,96 @@ class WaveNet(ARModel, StreamingModule):
                 raise ValueError("method='triton' needs the triton package (pip install triton)")
             if self.config.head != "mulaw" or prompt is not None:
                 raise ValueError("method='triton' covers the 'mulaw' head without a prompt; use method='cached'")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature} (use greedy=True for the mode)")
-        self.check_cond(c, g)
-        lengths = self._lengths(n, c, g, length)
-        B, T = lengths.numel(), int(lengths.max())
-        dev = self.device
-        if not greedy:
-            uniforms = get_uniform(uniforms, (B, T, self.head.num_uniforms), generator=generator, device=dev).to(dev)
-        if prompt is not None:
-            prompt = prompt.to(dev)
-            prompt = prompt.unsqueeze(0) if prompt.ndim == 1 else prompt
-            if prompt.shape[-1] > T:
-                raise ValueError(f"prompt is {prompt.shape[-1]} samples long, longer than the {T} to generate")
-            unknown = -1 if self.head.discrete else float("nan")
-            prompt = F.pad(prompt.expand(B, -1), (0, T - prompt.shape[-1]), value=unknown)  # (B, T)
-        c_up = None if c is None else self.upsample_cond(c.to(dev), T)
-        g = None if g is None else g.to(dev)
+        B, lengths, c, g, uniforms, prompt, order = self._prepare(n, c, g, length, temperature, greedy, uniforms, prompt)
+        T = int(lengths.max())
+        if uniforms is None and not greedy:
+            uniforms = self._draw_uniforms(generator, 0, T, B)[order]
+        c_up = None if c is None else self.upsample_cond(c, T)
         if method == "triton":
             from .wavenet_triton import run_triton
 
             with eval_mode(self):
-                return run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
-        # streams longest first: a finished stream leaves the cached batch (the canvas keeps its rows)
-        order = torch.argsort(lengths, descending=True, stable=True).to(dev)
-        sort = (lambda t: None if t is None else t[order])
-        canvas = Canvas(self, B, sort(prompt), None, temperature, greedy, sort(uniforms), shape=(T,),
-                        order=torch.arange(T))
-        lengths = lengths.to(dev)[order]
-        steps = self.naive_steps if method == "naive" else self.steps
-        x = run_steps(self, canvas, steps(canvas, c_up=sort(c_up), g=sort(g), lengths=lengths), progress=progress)
-        x.masked_fill_(torch.arange(T, device=dev)[None, :] >= lengths[:, None], self.silence().item())
-        return torch.empty_like(x).index_copy_(0, order, x)
+                x = run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
+        else:
+            canvas = Canvas(self, B, prompt, None, temperature, greedy, uniforms, shape=(T,), order=torch.arange(T))
+            x = run_steps(self, canvas, self.naive_steps(canvas, c_up=c_up, g=g), progress=progress)
+        x = self._pad_silence(x, lengths, 0)
+        return torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order
+
+    @torch.no_grad()
+    def stream(self, n: int | Sequence[int] | Tensor | None = None, c=None, g: Tensor | None = None, *,
+               length: int | None = None, temperature: float = 1.0, greedy: bool = False,
+               generator: torch.Generator | None = None, uniforms: Tensor | None = None,
+               prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False) -> Iterator[Tensor]:
+        """Cached generation in pieces: yields ``x[B, t]`` (``t <= chunk``), which concatenated are
+        :meth:`generate`'s result for the same arguments. ``c`` is a ``Tensor[B, C, F]`` or an iterable of
+        ``[B, C, F_i]`` frame blocks, consumed as generation reaches them (then every stream runs until the
+        frames end). Memory: the cached state, one piece and one window of conditioning, whatever the length.
+        """
+        from .wavenet_fast import FrameCond, stream_generate
+
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1 sample, got {chunk}")
+        blocks = c is not None and not isinstance(c, Tensor)
+        if blocks and (n is not None and not isinstance(n, int) or length is not None or uniforms is not None):
+            raise ValueError("conditioning given as blocks sets the length: drop per-stream lengths, length and "
+                             "uniforms")
+        B, lengths, frames, g, uniforms, prompt, order = self._prepare(
+            n, None if blocks else c, g, length, temperature, greedy, uniforms, prompt, blocks=blocks)
+        frames = c if blocks else frames                           # blocks, or the sorted tensor
+        cond = None if frames is None else FrameCond(self, frames)
+        with eval_mode(self):
+            t = 0
+            for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
+                                     generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
+                                     progress=progress):
+                x = self._pad_silence(x, lengths, t)
+                t += x.shape[1]
+                yield torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order
+
+    def _prepare(self, n, c, g, length, temperature, greedy, uniforms, prompt, blocks: bool = False):
+        """Validate and move the arguments of :meth:`generate` / :meth:`stream`, streams sorted longest first
+        (a finished stream leaves the cached batch): ``(B, lengths, c, g, uniforms, prompt, order)``, ``order``
+        mapping sorted rows to the given ones; ``lengths`` None when ``blocks`` of conditioning set them."""
+        if not greedy:
+            check_temperature(temperature)
+        self.check_cond(c, g, local=True if blocks else None)
+        dev = self.device
+        if blocks:
+            lengths, T = None, None
+            B = g.shape[0] if g is not None else (n if isinstance(n, int) else 1)
+            order = torch.arange(B, device=dev)
+        else:
+            lengths = self._lengths(n, c, g, length)
+            B, T = lengths.numel(), int(lengths.max())
+            order = torch.argsort(lengths, descending=True, stable=True).to(dev)
+            lengths = lengths.to(dev)[order]
+        sort = (lambda v: None if v is None else v.to(dev)[order])
+        if uniforms is not None and not greedy:
+            uniforms = sort(get_uniform(uniforms, (B, T, self.head.num_uniforms), device=dev))
+        if prompt is not None:
+            prompt = prompt.to(dev)
+            prompt = prompt.unsqueeze(0) if prompt.ndim == 1 else prompt
+            if T is not None and prompt.shape[-1] > T:
+                raise ValueError(f"prompt is {prompt.shape[-1]} samples long, longer than the {T} to generate")
+            prompt = sort(prompt.expand(B, -1))
+            if T is not None:
+                unknown = -1 if self.head.discrete else float("nan")
+                prompt = F.pad(prompt, (0, T - prompt.shape[-1]), value=unknown)  # (B, T)
+        return B, lengths, sort(c), sort(g), uniforms, prompt, order
+
+    def _draw_uniforms(self, generator, t0: int, t1: int, B: int) -> Tensor:
+        """Fresh uniforms of steps ``[t0, t1)``, drawn time-major: ``[B, t1 - t0, U]`` (a view)."""
+        dev = generator.device if generator is not None else self.device
+        return get_uniform(None, (t1 - t0, B, self.head.num_uniforms), generator=generator, device=dev
+                           ).to(self.device).transpose(0, 1)
+
+    def _pad_silence(self, x: Tensor, lengths: Tensor | None, t0: int) -> Tensor:
+        """Samples of ``x`` (steps ``t0 ..``) past each stream's length hold :meth:`silence`."""
+        if lengths is None:
+            return x
+        t = torch.arange(t0, t0 + x.shape[1], device=x.device)
+        return x.masked_fill_(t[None, :] >= lengths[:, None], self.silence().item())
 
     @contextlib.contextmanager
     def naive_steps(self, canvas: Canvas, c_up: Tensor | None = None, g: Tensor | None = None,
@@ -490,14 +575,15 @@ class WaveNet(ARModel, StreamingModule):
         yield step
 
     @contextlib.contextmanager
-    def steps(self, canvas: Canvas, c_up: Tensor | None = None, g: Tensor | None = None,
+    def steps(self, canvas: Canvas, c: Tensor | None = None, g: Tensor | None = None,
               lengths: Tensor | None = None):
-        """The cached step (``wavenet_fast.CachedWaveNet``), streams sorted by ``lengths``, longest first."""
-        from .wavenet_fast import cached_steps, step_threads
+        """The cached step (``wavenet_fast.CachedWaveNet``) over one canvas, streams sorted by ``lengths``,
+        longest first (:meth:`stream` runs it piece by piece)."""
+        from .wavenet_fast import FrameCond, cached_steps, step_threads
 
         # inference_mode: cheaper per op than no_grad; the engine's buffers never leave the block
         with self.streaming(), torch.inference_mode(), step_threads(self.device, canvas.n):
-            yield cached_steps(self, canvas.n, lengths, c_up, g)
+            yield cached_steps(self, canvas.n, lengths, None if c is None else FrameCond(self, c), g)
 
     @torch.no_grad()
     def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,

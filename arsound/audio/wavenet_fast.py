@@ -40,6 +40,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 SQRT_HALF = math.sqrt(0.5)
 COND_BLOCK_BYTES = 8 * 2 ** 20  # memory for one block of precomputed gate conditioning
@@ -57,8 +58,8 @@ def _w(conv) -> Tensor:
 class CachedWaveNet:
     """Per-stream state of a :class:`~arsound.audio.wavenet.WaveNet` for cached generation.
 
-    model: the WaveNet (eval mode); batch: streams B; c_up: ``Tensor[B, C, T]`` upsampled local
-    conditioning or None; g: ``LongTensor[B]`` or None. Lives in ``model.state`` while streaming.
+    model: the WaveNet (eval mode); batch: streams B; cond: the local conditioning (:class:`FrameCond`) or
+    None; g: ``LongTensor[B]`` or None. Lives in ``model.state`` while streaming.
 
     The rings hold rescaled residual streams ``u_l = h_l / sqrt(0.5)^l``: then ``h_{l+1} = sqrt(0.5)
     (h_l + r_l)`` becomes ``u_{l+1} = u_l + r_l / sqrt(0.5)^l``, a plain in-place ``addmm_``, and the
@@ -66,7 +67,7 @@ class CachedWaveNet:
     """
 
     @torch.inference_mode()
-    def __init__(self, model, batch: int, c_up: Tensor | None = None, g: Tensor | None = None) -> None:
+    def __init__(self, model, batch: int, cond: "FrameCond | None" = None, g: Tensor | None = None) -> None:
         cfg = model.config
         self.model = model
         dev = model.device
@@ -108,10 +109,12 @@ class CachedWaveNet:
         else:
             base = bias[:, None, :]                                                # (L, 1, G)
         self.base = base.contiguous()
-        self.c_up = c_up
-        if c_up is not None:
+        self.cond = cond
+        if cond is not None:
             self.wc = _w(model.cond_proj)[:, :, 0]                         # (L * G, C)
-            self.block = max(1, min(c_up.shape[-1], COND_BLOCK_BYTES // (4 * L * batch * G)))
+            # a block of steps holds its projected conditioning [tb, L, B, G] and, while it is made, about three
+            # copies of the upsampled frames [B, C, tb]: both within COND_BLOCK_BYTES
+            self.block = max(1, COND_BLOCK_BYTES // (4 * batch * max(L * G, 3 * cfg.cond_channels)))
             self.cbuf = torch.empty(self.block, L, batch, G, device=dev, dtype=dt)
             self.block_start, self.block_end = 0, 0
         # ---- buffers ----------------------------------------------------------------------------------
@@ -152,7 +155,7 @@ class CachedWaveNet:
         self.g_n, self.sk1_n, self.sk2_n = self.gbuf[:n], self.sk1[:n], self.sk2[:n]
         self.params_n, self.xin_n = self.params[:n], self.xin[:n]
         self.base_n = self.base if self.base.shape[1] == 1 else self.base[:, :n]
-        if self.c_up is not None:
+        if self.cond is not None:
             self.cblock = self.cbuf[:, :, :n]
 
     def shrink(self, n: int) -> None:
@@ -164,15 +167,14 @@ class CachedWaveNet:
 
     def _cond(self, t: int) -> Tensor:
         """Gate conditioning of every layer at time ``t``: ``[L, n, G]`` (or ``[L, 1, G]``)."""
-        if self.c_up is None:
+        if self.cond is None:
             return self.base_n
         if not self.block_start <= t < self.block_end:  # project the next block of steps at once
-            T = self.c_up.shape[-1]
-            if t >= T:
-                raise ValueError(f"local conditioning covers {T} samples; cannot generate sample {t + 1}")
+            t1 = self.cond.available(t + self.block)
+            if t1 <= t:
+                raise ValueError(f"local conditioning covers {t} samples; cannot generate sample {t + 1}")
             n, L, G = self.n, self.L, self.G
-            t1 = min(t + self.block, T)
-            p = torch.matmul(self.wc, self.c_up[:n, :, t:t1])          # (n, L * G, tb)
+            p = torch.matmul(self.wc, self.cond.window(t, t1)[:n])     # (n, L * G, tb)
             p = p.view(n, L, G, t1 - t).permute(3, 1, 0, 2)            # (tb, L, n, G)
             torch.add(p, self.base_n, out=self.cblock[:t1 - t])
             self.block_start, self.block_end = t, t1
@@ -230,7 +232,55 @@ def step_threads(device: torch.device, batch: int):
             torch.set_num_threads(before)
 
 
-def cached_steps(model, batch: int, lengths: Tensor | None, c_up: Tensor | None, g: Tensor | None):
+class FrameCond:
+    """A WaveNet's local conditioning, upsampled window by window: ``window(t0, t1)`` is samples ``[t0, t1)``
+    of ``model.upsample(c)`` computed from the frames that reach them (a margin of frames on each side, the
+    upsampler's receptive field), bitwise equal to upsampling the whole ``c`` at once. ``c`` is a
+    ``Tensor[B, C, F]`` or an iterable of ``[B, C, F_i]`` blocks (frames of a stream of any length, consumed
+    as generation reaches them and dropped behind it): memory stays one window."""
+
+    def __init__(self, model, c) -> None:
+        self.model, self.hop = model, model.config.hop_length
+        scales, reach, rate = model.config.upsample_scales, 0.0, 1
+        for s in scales:                                            # each conv sees +-s of its rate's units
+            reach += s / (rate * s)
+            rate *= s
+        self.margin = math.ceil(reach) + 1                          # frames
+        self.blocks = iter([c] if isinstance(c, Tensor) else c)
+        self.buf, self.first, self.done = None, 0, False            # frames [first, first + buf.shape[-1])
+
+    def _pull(self, frames: int) -> None:
+        """Read blocks until the buffer reaches frame ``frames`` or the stream ends."""
+        while not self.done and (self.buf is None or self.first + self.buf.shape[-1] < frames):
+            block = next(self.blocks, None)
+            if block is None:
+                self.done = True
+                break
+            self.model.check_frames(block)
+            block = block.to(self.model.device, self.model.dtype)
+            self.buf = block if self.buf is None else torch.cat([self.buf, block], -1)
+
+    @property
+    def frames_end(self) -> int:
+        return self.first + (0 if self.buf is None else self.buf.shape[-1])
+
+    def available(self, t1: int) -> int:
+        """``t1``, or fewer samples where the conditioning ends before it."""
+        self._pull(-(-t1 // self.hop) + self.margin)
+        return min(t1, self.frames_end * self.hop)
+
+    def window(self, t0: int, t1: int) -> Tensor:
+        """Upsampled conditioning of samples ``[t0, t1)``: ``Tensor[B, C, t1 - t0]`` (call :meth:`available` first)."""
+        m, hop = self.margin, self.hop
+        fa = max(self.first, t0 // hop - m)
+        fb = min(self.frames_end, -(-t1 // hop) + m)
+        if fa > self.first:                                         # frames behind the window are done with
+            self.buf, self.first = self.buf[..., fa - self.first:], fa
+        up = self.model.upsample(self.buf[..., :fb - fa])           # samples [fa * hop, fb * hop)
+        return up[..., t0 - fa * hop:t1 - fa * hop]
+
+
+def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None):
     """The step function of cached generation for ``core.model.run_steps`` (call inside
     ``model.streaming()`` and ``torch.inference_mode()``): ``step(t, x[t - 1]) -> params[n_t, P]``.
 
@@ -238,7 +288,7 @@ def cached_steps(model, batch: int, lengths: Tensor | None, c_up: Tensor | None,
     shrinks to the ``n_t`` still running, the first rows (views of the same buffers), so finished streams
     cost nothing.
     """
-    eng = CachedWaveNet(model, batch, c_up, g)
+    eng = CachedWaveNet(model, batch, cond, g)
     model.state["engine"] = eng
     shrink_at = {}                                                         # t -> streams running from t on
     if lengths is not None:
@@ -253,3 +303,54 @@ def cached_steps(model, batch: int, lengths: Tensor | None, c_up: Tensor | None,
         return eng.step(prev if prev is None or len(prev) == eng.n else prev[:eng.n])
 
     return step
+
+
+def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
+                    temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
+                    chunk: int, progress: bool):
+    """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
+    stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
+    canvas of the shared engine (``core.model.run_steps``); the cached state, the last drawn values and the
+    uniforms carry over, so the pieces concatenate to one uninterrupted run: uniforms are drawn time-major,
+    ``(t, B, U)`` per piece, which on the CPU generator is the same sequence as one ``(T, B, U)`` draw.
+
+    lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
+    uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
+    """
+    from ..core.model import Canvas, run_steps
+    from ..core.sampling import get_uniform
+
+    T = None if lengths is None else int(lengths[0])
+    U, dev = model.head.num_uniforms, model.device
+    unknown = -1 if model.head.discrete else float("nan")
+    bar = tqdm(total=T, desc="sampling", unit="sample", disable=not progress, leave=False, dynamic_ncols=True)
+    with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
+        step = cached_steps(model, batch, lengths, cond, g)
+        t, carry = 0, None
+        while True:
+            t1 = t + chunk if T is None else min(t + chunk, T)
+            if cond is not None:
+                t1 = cond.available(t1)
+            if t1 <= t:
+                break
+            u = None
+            if not greedy:
+                u = (uniforms[:, t:t1] if uniforms is not None else
+                     get_uniform(None, (t1 - t, batch, U), generator=generator,
+                                 device=generator.device if generator is not None else dev).transpose(0, 1)).to(dev)
+            p = None
+            if prompt is not None and t < prompt.shape[1]:
+                p = torch.nn.functional.pad(prompt[:, t:t1], (0, max(0, t1 - max(t, prompt.shape[1]))), value=unknown)
+            canvas = Canvas(model, batch, p, None, temperature, greedy, u, shape=(t1 - t,), order=torch.arange(t1 - t))
+
+            @contextmanager
+            def piece(t0=t, first=carry):
+                yield lambda s, prev: step(t0 + s, first if s == 0 else prev)
+
+            x = run_steps(model, canvas, piece())
+            carry = x[:, -1].clone()                # the next piece's first step takes the rows still running
+            bar.update(t1 - t)
+            yield x
+            t = t1
+    bar.close()
+

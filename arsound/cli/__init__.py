@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"arsound {args.verb}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused (full disk, permissions changed mid-run ...): one line too
+        if os.environ.get("ARSOUND_DEBUG"):
+            raise
+        where = f" '{e.filename}'" if e.filename else ""
+        print(f"arsound {args.verb}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("arsound: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ from ..audio.codes import CodesFile, load_codes, save_codes, weights_sha256
 from ..audio.io import SAVE_FORMATS, audio_info, save_audio
 from ..audio.vqvae import VQVAE
 from ..core.checkpoint import CheckpointError, load, resolve
-from .common import no_extra
+from .common import no_extra, output_file
 
 DEFAULT_MODEL = "vqvae-chorales"
 
@@ -55,9 +55,7 @@ def _model_id(spec: str, folder: Path) -> str:
 
 def cmd_encode(args, extra: list[str]) -> int:
     no_extra(extra)
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ValueError(f"output '{out}' must end in .npz")
+    out = output_file(args.out, {".npz"}, inputs=[args.input])
     if args.chunk_seconds <= 0:
         raise ValueError(f"--chunk-seconds must be > 0, got {args.chunk_seconds}")
     audio_info(Path(args.input))                                            # missing / unreadable: one line, first
@@ -75,9 +73,7 @@ def cmd_encode(args, extra: list[str]) -> int:
 
 def cmd_decode(args, extra: list[str]) -> int:
     no_extra(extra)
-    out = Path(args.out)
-    if out.suffix.lower() not in SAVE_FORMATS:
-        raise ValueError(f"output '{out}' must end in one of {sorted(SAVE_FORMATS)}")
+    out = output_file(args.out, SAVE_FORMATS, inputs=[args.input])
     if args.chunk_codes < 1:
         raise ValueError(f"--chunk-codes must be >= 1, got {args.chunk_codes}")
     cf = load_codes(args.input)

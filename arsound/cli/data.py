@@ -11,7 +11,7 @@ from ..data import prepare as prepare_module
 from ..data.audio import DEFAULT_ROOT, DataError
 from ..data.images import IMAGE_DATASETS
 from ..data.prepare import DATASETS, PROGRAMS, SOUNDFONT, VOICES, prepare, prepare_images
-from .common import no_extra
+from .common import no_extra, output_folder
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
 
 def cmd_data(args, extra: list[str]) -> int:
     no_extra(extra)
+    if args.name not in DATASETS and args.name not in IMAGE_DATASETS:
+        raise DataError(f"unknown dataset '{args.name}'; choose from {sorted([*DATASETS, *IMAGE_DATASETS])}")
+    output_folder(args.root)
     options = {}
     if args.name in IMAGE_DATASETS:
         if args.limit or args.all_programs or args.soundfont or args.languages:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import no_extra
+from .common import no_extra, output_folder
 
 
 def add_parser(subparsers) -> None:
@@ -53,6 +53,7 @@ def cmd_eval(args, extra: list[str]) -> int:
     if args.classifier_steps < 1 or args.limit < 0 or args.batch_size < 1 or args.eps < 0:
         raise ValueError("need --classifier-steps >= 1, --limit >= 0, --batch-size >= 1 and --eps >= 0")
     rates = _rates(args.rates)
+    output_folder(args.out)
     import torch
 
     from ..core.checkpoint import load, resolve

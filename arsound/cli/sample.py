@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import no_extra
+from .common import no_extra, output_file
 
 
 def is_audio_model(model) -> bool:
@@ -19,11 +19,8 @@ def is_audio_model(model) -> bool:
 
 
 def output_paths(out: str | Path, n: int) -> list[Path]:
-    """``gen.wav`` for one sample; ``gen-0.wav, gen-1.wav, ...`` for several. A non-audio suffix (the
-    CLI's ``samples.png`` default) becomes ``.wav``."""
+    """``gen.wav`` for one sample; ``gen-0.wav, gen-1.wav, ...`` for several."""
     out = Path(out)
-    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        out = out.with_suffix(".wav")
     return [out] if n == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(n)]
 
 
@@ -47,22 +44,24 @@ def load_cond(path: str | Path, n: int) -> torch.Tensor:
 def sample_audio(model, n: int, out: str | Path, *, seed: int = 0, temperature: float = 1.0, device: str = "cpu",
                  seconds: float | None = None, speaker: int | str | None = None, cond=None, greedy: bool = False,
                  progress: bool = True) -> list[Path]:
-    """Generate ``n`` clips with ``model.generate`` and write them as audio files; returns the paths."""
-    from ..audio.io import save_audio
+    """Generate ``n`` clips with ``model.stream`` and write them as audio files as they are generated (memory
+    does not grow with the length; nothing is written if anything fails); returns the paths."""
+    from ..audio.io import SAVE_FORMATS, save_audio_stream
 
     sr = model.config.sample_rate
     length = None if seconds is None else int(round(seconds * sr))
     if length is not None and length < 1:
         raise ValueError(f"--seconds must give at least one sample, got {seconds}")
     c = None if cond is None else (cond if isinstance(cond, torch.Tensor) else load_cond(cond, n)).to(device)
-    g = None if speaker is None else torch.full((n,), model.speaker_index(speaker), dtype=torch.long, device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    x = model.generate(n, c=c, g=g, length=length, temperature=temperature, greedy=greedy,
-                       generator=generator, progress=progress)
-    wav = model.decode(x).cpu()
     paths = output_paths(out, n)
-    for w, p in zip(wav, paths):
-        save_audio(p, w, sr)
+    samples = length or (c.shape[-1] * model.config.hop_length if c is not None else model.config.length)
+    for p in paths:  # before any work: writable, and room for 16-bit samples
+        output_file(p, SAVE_FORMATS, size_bytes=2 * samples)
+    g = None if speaker is None else torch.full((n,), model.speaker_index(speaker), dtype=torch.long, device=device)
+    generator = torch.Generator().manual_seed(seed)
+    pieces = model.stream(n, c=c, g=g, length=length, temperature=temperature, greedy=greedy, generator=generator,
+                          progress=progress)
+    save_audio_stream(paths, model.decode_stream(pieces), sr)
     return paths
 
 
@@ -74,7 +73,10 @@ def cmd_sample(args, extra: list[str]) -> int:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     model = load(args.model, device=args.device)
     if is_audio_model(model):
-        paths = sample_audio(model, args.n, args.out, seed=args.seed, temperature=args.temperature, device=args.device,
+        from ..audio.io import SAVE_FORMATS
+
+        out = output_file(args.out or "samples.wav", SAVE_FORMATS)
+        paths = sample_audio(model, args.n, out, seed=args.seed, temperature=args.temperature, device=args.device,
                              seconds=args.seconds, speaker=args.speaker, cond=args.cond, greedy=args.greedy)
         first = paths[0]
         where = first if len(paths) == 1 else f"{first.parent}/{first.stem.rsplit('-', 1)[0]}-*{first.suffix}"
@@ -82,11 +84,14 @@ def cmd_sample(args, extra: list[str]) -> int:
         return 0
     if len(model.event_shape) != 3:  # images (B, C, H, W)
         raise ValueError(f"sampling {type(model).__name__} to a file is not supported yet")
+    for flag in ("seconds", "speaker", "cond"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag} is for audio models; {type(model).__name__} samples images")
     from ..image.plot import save_grid
 
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    out = output_file(args.out or "samples.png", {".png"})
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
     x = model.sample(args.n, generator=generator, temperature=args.temperature, greedy=args.greedy, progress=True)
-    out = Path(args.out)
     save_grid(x, model.config.levels, out)
     print(f"wrote {args.n} samples to {out}")
     return 0
@@ -98,7 +103,8 @@ def add_parser(subparsers) -> None:
                                           "to a file.")
     s.add_argument("--model", required=True, help="model folder (config.json + model.safetensors) or registry name")
     s.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
-    s.add_argument("--out", default="samples.png", help="output file (PNG grid for image models, WAV for audio)")
+    s.add_argument("--out", help="output file: a PNG grid for image models (default samples.png), audio for audio "
+                   "models (.wav / .flac / .ogg; default samples.wav; several clips: NAME-0.wav, NAME-1.wav ...)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--temperature", type=float, default=1.0)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.config import apply_overrides
+from ..core.device import resolve_device
 from ..core.files import load_from_path, shipped_dir
+from .common import output_folder
 
 
 @dataclass
@@ -65,6 +67,8 @@ def cmd_train(args, extra: list[str]) -> int:
     for flag, key in (("out", "out_dir"), ("seed", "seed"), ("device", "device")):
         if getattr(args, flag) is not None:
             setattr(cfg.train, key, getattr(args, flag))
+    output_folder(cfg.train.out_dir)
+    resolve_device(cfg.train.device)
     recipe.main(cfg)
     return 0
 

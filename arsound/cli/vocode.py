@@ -1,5 +1,6 @@
 """``arsound vocode IN.wav -o OUT.wav [--model NAME] [--compare]`` / ``arsound vocode --mel MEL.npy -o OUT.wav``:
-audio -> log-mel -> waveform through a mel-conditioned WaveNet (:mod:`arsound.audio.vocoder`)."""
+audio -> log-mel -> waveform through a mel-conditioned WaveNet (:mod:`arsound.audio.vocoder`), streamed: the
+input is read and the output written a block at a time, so any length fits in memory."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,56 +8,70 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import no_extra
+from .common import no_extra, output_file
 
 DEFAULT_MODEL = "wavenet-speech-en"
+COMPARE_MAX_SECONDS = 600  # --compare scores whole clips in memory (Griffin-Lim, spectra)
+
+
+def mel_file_blocks(path: Path, model, block: int = 512):
+    """A log-mel ``.npy`` ``[M, frames]`` (memory-mapped) as normalized conditioning blocks ``[1, M, <= block]``."""
+    from ..audio.features import normalize_mel
+
+    try:
+        mel = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"cannot read mel '{path}' ({' '.join(str(e).split())}); expected a .npy array "
+                         f"[{model.config.cond_channels}, frames]") from None
+    if mel.ndim != 2 or mel.shape[0] != model.config.cond_channels or mel.shape[1] < 1:
+        raise ValueError(f"mel '{path}' has shape {tuple(mel.shape)}; expected [{model.config.cond_channels}, frames]")
+    for f0 in range(0, mel.shape[1], block):
+        c = torch.from_numpy(np.array(mel[:, f0:f0 + block], dtype=np.float32))
+        if not torch.isfinite(c).all():
+            raise ValueError(f"mel '{path}' contains NaN/Inf values (frames {f0}..{f0 + c.shape[1] - 1})")
+        yield normalize_mel(c)[None]
 
 
 def cmd_vocode(args, extra: list[str]) -> int:
-    from ..audio.io import SAVE_FORMATS, load_audio, save_audio
-    from ..audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode
+    from ..audio.io import SAVE_FORMATS, audio_info, load_audio, save_audio
+    from ..audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode_file, vocode_frames
     from ..core.checkpoint import load
+    from ..core.sampling import check_temperature
 
     no_extra(extra)
     if (args.input is None) == (args.mel is None):
         raise ValueError("give exactly one input: an audio file, or --mel MEL.npy")
-    out = Path(args.out)
-    if out.suffix.lower() not in SAVE_FORMATS:
-        raise ValueError(f"output '{out}' must end in one of {sorted(SAVE_FORMATS)}")
     if args.compare and args.mel is not None:
         raise ValueError("--compare needs an audio input (it scores the resynthesis against it), not --mel")
-    if args.temperature is not None and args.temperature <= 0:
-        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+    out = output_file(args.out, SAVE_FORMATS, inputs=[args.input, args.mel])
+    gl_out = out.with_name(f"{out.stem}_griffin_lim{out.suffix}")
+    if args.compare:
+        output_file(gl_out, SAVE_FORMATS, inputs=[args.input])
+    if args.temperature is not None:
+        check_temperature(args.temperature)
+    if args.input is not None:
+        info = audio_info(Path(args.input))                     # missing / unreadable / cut short: one line, first
+        if args.compare and info.duration > COMPARE_MAX_SECONDS:
+            raise ValueError(f"--compare scores whole clips in memory: at most {COMPARE_MAX_SECONDS} s, "
+                             f"'{args.input}' is {info.duration:.0f} s (vocode it without --compare)")
+    elif not Path(args.mel).is_file():
+        raise FileNotFoundError(f"mel file '{args.mel}' does not exist")
     model = load(args.model, device=args.device)
     check_vocoder(model)
     cfg = model.config
     if cfg.num_speakers == 0 and args.speaker is not None:
         raise ValueError(f"vocoder '{args.model}' has no speakers/instruments; drop --speaker")
     g = None if args.speaker is None else model.speaker_index(args.speaker)
+    kw = dict(temperature=args.temperature, seed=args.seed)
     if args.mel is not None:
-        path = Path(args.mel)
-        if not path.is_file():
-            raise FileNotFoundError(f"mel file '{path}' does not exist")
-        try:
-            mel = torch.from_numpy(np.load(path, allow_pickle=False)).float()
-        except (ValueError, OSError) as e:
-            raise ValueError(f"cannot read mel '{path}': {' '.join(str(e).split())}; expected a .npy array "
-                             f"[{cfg.cond_channels}, frames]") from None
-        if mel.ndim != 2 or mel.shape[0] != cfg.cond_channels or mel.shape[1] < 1:
-            raise ValueError(f"mel '{path}' has shape {tuple(mel.shape)}; expected [{cfg.cond_channels}, frames]")
-        if not torch.isfinite(mel).all():
-            raise ValueError(f"mel '{path}' contains NaN/Inf values")
-        y = vocode(model, mel=mel, g=g, temperature=args.temperature, seed=args.seed)
+        n = vocode_frames(model, mel_file_blocks(Path(args.mel), model), out, g, **kw)
     else:
-        wav, _ = load_audio(args.input, sr=cfg.sample_rate, min_seconds=2 * cfg.hop_length / cfg.sample_rate,
-                            as_tensor=True)
-        wav = wav.clamp(-1, 1)
-        y = vocode(model, wav=wav, g=g, temperature=args.temperature, seed=args.seed)
-    save_audio(out, y, cfg.sample_rate)
-    print(f"wrote {y.shape[-1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz to {out}")
+        n = vocode_file(model, args.input, out, g, **kw)
+    print(f"wrote {n / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz to {out}")
     if args.compare:
-        gl, scores = compare_with_griffin_lim(model, wav, y)
-        gl_out = out.with_name(f"{out.stem}_griffin_lim{out.suffix}")
+        wav, _ = load_audio(args.input, sr=cfg.sample_rate, as_tensor=True)
+        y, _ = load_audio(out, as_tensor=True)
+        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y)
         save_audio(gl_out, gl, cfg.sample_rate)
         print(f"{'vs the input':14s} {'LSD (dB)':>9s} {'MR-STFT':>8s}")
         for name, key in (("WaveNet", "wavenet"), ("Griffin-Lim", "griffin_lim")):
@@ -68,7 +83,8 @@ def cmd_vocode(args, extra: list[str]) -> int:
 def add_parser(subparsers) -> None:
     v = subparsers.add_parser("vocode", help="resynthesize audio (or a mel .npy) with a WaveNet vocoder",
                               description="Audio -> log-mel -> waveform through a mel-conditioned WaveNet "
-                                          "(fast cached generator), or a log-mel .npy [80, frames] -> waveform.")
+                                          "(fast cached generator, streamed: any length), or a log-mel .npy "
+                                          "[80, frames] -> waveform.")
     v.add_argument("input", nargs="?", help="input audio file (resampled to the model's rate, mono)")
     v.add_argument("--mel", help="natural-log mel .npy [n_mels, frames] (as the model's front end makes it)")
     v.add_argument("-o", "--out", required=True, help="output audio file (.wav / .flac / .ogg)")
@@ -80,5 +96,5 @@ def add_parser(subparsers) -> None:
     v.add_argument("--device", default="cpu")
     v.add_argument("--compare", action="store_true",
                    help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
-                        "log-spectral and MR-STFT distances to the input")
+                        f"log-spectral and MR-STFT distances to the input (clips up to {COMPARE_MAX_SECONDS} s)")
     v.set_defaults(func=cmd_vocode)

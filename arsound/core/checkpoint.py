@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_weights
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..version import __version__
 from .config import from_dict
+from .device import resolve_device
 from .files import atomic_dir, atomic_write, shipped_dir
 
 CONFIG, WEIGHTS, CARD, REGISTRY = "config.json", "model.safetensors", "README.md", "registry.json"
@@ -86,6 +88,9 @@ def resolve(path_or_name: str | Path) -> Path:
     holding ``model/config.json`` (what :class:`~arsound.core.train.Trainer` writes) resolves to
     ``model/``.
     """
+    if not isinstance(path_or_name, (str, os.PathLike)):
+        raise CheckpointError(f"a checkpoint is a folder path or a registry name, got {type(path_or_name).__name__} "
+                              f"{path_or_name!r}; known names: {sorted(registry())}")
     text = os.fspath(path_or_name)
     path = Path(text).expanduser()
     if not path.exists() and "/" not in text and os.sep not in text:
@@ -146,6 +151,11 @@ def model_card(model: nn.Module, card: str | dict | None, title: str) -> str:
         lines += ["## Training", ""] + [f"- **{k}**: {_format_value(v)}" for k, v in card.items()] + [""]
     lines += ["## Config", "", "```json", json.dumps(dataclasses.asdict(model.config), indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename: str, metadata: dict | None = None) -> None:
+    """``safetensors.torch.save_file``, but the file gets the umask's permissions (safetensors makes it 0600)."""
+    Path(filename).write_bytes(save_weights(tensors, metadata=metadata))
 
 
 def save_pretrained(model: nn.Module, path: str | Path, card: str | dict | None = None) -> Path:
@@ -264,6 +274,7 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
     Only classes under ``arsound.`` are imported, plus modules listed in ``trusted_modules``.
     Loading does not disturb the global torch RNG.
     """
+    device = resolve_device(device)
     folder = resolve(path_or_name)
     file = folder / CONFIG
     meta = _read_meta(file)

@@ -1,6 +1,7 @@
 """Config dataclasses: ``--a.b=value`` overrides and plain-dict round trips for checkpoints."""
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import typing
@@ -56,6 +57,37 @@ def apply_overrides(cfg, overrides: list[str]):
             else:
                 obj = getattr(obj, name)
     return cfg
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """``"a=1,b=false,c=(1, 2)"`` -> ``{"a": 1, "b": False, "c": (1, 2)}`` (Python literals; bare words are
+    strings, ``true`` / ``false`` booleans): config fields given as one command-line value."""
+    out = {}
+    for item in filter(None, (t.strip() for t in _split_top_level(text))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"option '{item}' must look like name=value")
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            out[key.strip()] = low == "true"
+            continue
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
 
 
 def to_dict(cfg) -> dict:

@@ -69,9 +69,7 @@ def _upcast(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _check_temperature(temperature: float) -> None:
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature} (use mode() for greedy decoding)")
+_check_temperature = sampling.check_temperature
 
 
 class Distribution:

@@ -56,7 +56,11 @@ def atomic_write(path: str | Path, mode: str = "w", *, durable: bool = False, **
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
     try:
-        with open(tmp, mode.replace("w", "x"), **open_kw) as f:
+        f = open(tmp, mode.replace("w", "x"), **open_kw)
+    except OSError as e:  # name the file the caller asked for, not the hidden temporary one
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+    try:
+        with f:
             yield f
             if durable:
                 f.flush()

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .metrics import LN2
-from .sampling import get_uniform
+from .sampling import check_temperature, get_uniform
 from .streaming import streaming
 
 Step = Callable[[int, "Tensor | None"], Tensor]
@@ -70,8 +70,10 @@ class Canvas:
                  generator: torch.Generator | None = None, temperature: float = 1.0, greedy: bool = False,
                  uniforms: Tensor | None = None, shape: tuple[int, ...] | None = None,
                  order: Tensor | None = None) -> None:
-        if temperature <= 0 and not greedy:
-            raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for the mode)")
+        if n < 1:
+            raise ValueError(f"the number of examples to sample must be >= 1, got {n}")
+        if not greedy:
+            check_temperature(temperature)
         self.head, self.temperature, self.greedy = model.head, temperature, greedy
         self.x, self.known = model._blank(n, prompt, shape)
         self.n, self.D = n, self.x[0].numel()

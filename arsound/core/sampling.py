@@ -6,6 +6,8 @@ same samples exactly; otherwise ``u`` comes from ``generator``.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -31,11 +33,19 @@ def get_uniform(u: Tensor | None, shape, *, generator=None, device=None, dtype=t
     return u.clamp(EPS, 1 - EPS)
 
 
+def check_temperature(temperature: float) -> float:
+    """The one check of a sampling temperature: a finite number > 0 (NaN and inf included), else one-line
+    ``ValueError``."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r} (greedy decoding takes "
+                         "the mode instead)")
+    return float(temperature)
+
+
 def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> Tensor:
     """Temperature, top-k and nucleus (top-p) filtering of ``logits[..., K]``; removed classes get -inf."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature} (use argmax for greedy decoding)")
+    check_temperature(temperature)
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         if top_k < 1:

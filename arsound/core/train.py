@@ -23,12 +23,12 @@ from __future__ import annotations
 import atexit
 import copy
 import csv
+import dataclasses
+import json
 import math
 import os
 import random
-import warnings
 from collections import defaultdict
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -44,6 +44,7 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_resume_state, save_pretrained, save_resume_state
+from .device import autocast, resolve_amp, resolve_device
 from .files import atomic_write
 
 DECAYS = ("cosine", "linear", "none")
@@ -183,39 +184,6 @@ def to_device(batch, device: torch.device):
     return batch
 
 
-def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"unknown device '{spec}'; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device '{spec}' requested but CUDA is not available; use --device cpu")
-        device = torch.device("cuda", local_rank if local_rank is not None else
-                              device.index if device.index is not None else torch.cuda.current_device())
-        torch.cuda.set_device(device)
-    return device
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device``, or None for float32."""
-    if amp == "off":
-        return None
-    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    if amp == "auto":
-        return torch.bfloat16 if cuda_bf16 else None
-    if device.type == "cpu" or cuda_bf16:
-        return torch.bfloat16
-    warnings.warn(f"amp='bf16' is not supported on {device}; training in float32")
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 @torch.no_grad()
 def _eval_sums(model: nn.Module, data, batch_size: int, collate=None, max_batches: int = 0,
                amp_dtype: torch.dtype | None = None, rank: int = 0, world: int = 1) -> tuple[dict, int]:
@@ -309,6 +277,30 @@ def _init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
+# What may differ between a run and its resumption: where it writes and how often it reports. Everything
+# else in TrainConfig (and the model's config, and what the recipe passes) shapes the trajectory.
+RESUMABLE_CHANGES = ("out_dir", "device", "progress", "log_every", "eval_every", "eval_batches", "ckpt_every")
+
+
+def run_settings(model: nn.Module, cfg: TrainConfig, extra: dict | None = None) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues, flattened: ``{"train.lr": ...,
+    "model.layers": ..., **extra}`` (JSON values, so they compare after a round trip through resume.pt)."""
+    out = {f"train.{k}": v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
+    config = getattr(model, "config", None)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out.update(_flatten("model", asdict(config)))
+    out.update(_flatten("", extra or {}))
+    return json.loads(json.dumps(out, default=str))
+
+
+def _flatten(prefix: str, d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(_flatten(key, v) if isinstance(v, dict) else {key: v})
+    return out
+
+
 # ---- the trainer --------------------------------------------------------------------------------------
 class Trainer:
     """Train any ``ARModel`` (anything with ``loss(batch) -> (loss, metrics)``).
@@ -321,8 +313,10 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_data, valid_data=None,
-                 collate: Callable | None = None, resume: bool | None = None, card: dict | None = None) -> None:
+                 collate: Callable | None = None, resume: bool | None = None, card: dict | None = None,
+                 settings: dict | None = None) -> None:
         check_config(cfg)
+        self.settings = run_settings(model, cfg, settings)
         self.cfg, self.train_data, self.valid_data, self.collate = cfg, train_data, valid_data, collate
         self.card = dict(card or {})
         self.rank, self.world, self.device = _init_distributed(cfg.device)
@@ -486,15 +480,20 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "rng": rngs, "config": asdict(self.cfg), "world_size": self.world, "last_eval": self.last_eval,
+                "settings": self.settings,
             }, self.resume_path)
         self.last_ckpt_step = self.step
 
     def _restore(self) -> None:
         state = load_resume_state(self.resume_path)
-        changed = sorted(k for k, v in state["config"].items() if k in ("batch_size", "seed")
-                         and v != getattr(self.cfg, k))
-        if changed and self.is_main:
-            warnings.warn(f"resuming {self.resume_path} with changed {changed}: the data order will differ")
+        if "settings" in state:  # resume states written before 0.2 did not record them
+            diff = [f"{k} {state['settings'].get(k)!r} != {v!r}" for k, v in self.settings.items()
+                    if state["settings"].get(k) != v]
+            diff += [f"{k} {v!r} (now absent)" for k, v in state["settings"].items() if k not in self.settings]
+            if diff:
+                raise TrainingError(f"{self.out_dir} holds a run with other settings ({'; '.join(diff[:4])}"
+                                    f"{' ...' if len(diff) > 4 else ''}); pass another --out, or delete that "
+                                    "folder to start over")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -504,9 +503,9 @@ class Trainer:
             elif self.ema is not None:
                 self.ema = EMA(self.model, self.cfg.ema_decay)
         except (RuntimeError, KeyError, ValueError) as e:
-            msg = " ".join(str(e).split())[:300]
-            raise TrainingError(f"{self.resume_path} does not fit this model or config ({msg}); use another "
-                                "out_dir or resume=False") from None
+            msg = " ".join(str(e).split())
+            raise TrainingError(f"{self.resume_path} does not fit this model ({msg[:120]}{'...' * (len(msg) > 120)}); "
+                                "pass another --out, or delete that folder to start over") from None
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.last_ckpt_step, self.last_eval = self.step, dict(state.get("last_eval") or {})
         rngs = state["rng"]

@@ -11,13 +11,12 @@ Letters: T samples, M mel bands.
 """
 from __future__ import annotations
 
-import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..audio.features import MelSpectrogram, normalize_mel
+from ..audio.io import read_span
 from .audio import DEFAULT_ROOT, AudioDataset, DataError
 
 LABELS = {"speech": "speaker", "chorales": "instrument"}  # the label a vocoder is conditioned on, per set
@@ -30,14 +29,6 @@ def open_split(name: str, split: str, root=DEFAULT_ROOT, language: str = "") -> 
         raise DataError(f"unknown data.name '{name}'; choose from {sorted(LABELS)}")
     where = {"language": language} if name == "speech" and language else None
     return AudioDataset(name, split, root=root, label=LABELS[name], where=where)
-
-
-def crop_with_context(path, start: int, length: int, pad: int, total: int) -> Tensor:
-    """Samples ``[start - pad, start + length + pad)`` of a mono file of ``total`` samples, zeros outside."""
-    lo, hi = max(0, start - pad), min(total, start + length + pad)
-    x, _ = sf.read(str(path), start=lo, stop=hi, dtype="float32", always_2d=True)
-    x = torch.from_numpy(np.ascontiguousarray(x.mean(axis=1)))
-    return torch.nn.functional.pad(x, (lo - (start - pad), (start + length + pad) - hi)).clamp_(-1, 1)
 
 
 class VocoderDataset(Dataset):
@@ -70,7 +61,7 @@ class VocoderDataset(Dataset):
         e = self.base.items[i]
         slots = max(0, e["samples"] - self.segment) // self.hop + 1
         pick = int(torch.randint(slots, (1,))) if self.random_crop else slots // 2
-        wav = crop_with_context(self.base.base / e["path"], pick * self.hop, self.segment, self.pad, e["samples"])
+        wav = read_span(self.base.base / e["path"], pick * self.hop, self.segment, self.pad, e["samples"])
         with torch.no_grad():
             c = normalize_mel(self.mel(wav))[:, :self.segment // self.hop]   # (M, k)
         # one sample of context, so a pre-emphasized model's first target sees its true predecessor
@@ -95,7 +86,7 @@ def heldout_clips(ds: AudioDataset, n: int, seconds: float, hop: int) -> tuple[T
     for i in _spread(len(ds), n):
         e = ds.items[i]
         start = max(0, (e["samples"] - T) // 2 // hop * hop)
-        wavs.append(crop_with_context(ds.base / e["path"], start, T, 0, e["samples"]))
+        wavs.append(read_span(ds.base / e["path"], start, T, 0, e["samples"]))
         labels.append(ds._index[e["labels"][ds.label]])
         ids.append(e["id"])
     return torch.stack(wavs), torch.tensor(labels, dtype=torch.long), ids
@@ -107,7 +98,7 @@ def heldout_files(ds: AudioDataset, seconds: float, files: int = 0) -> tuple[lis
     for i in _spread(len(ds), files):
         e = ds.items[i]
         T = min(e["samples"], int(seconds * ds.sample_rate))
-        wavs.append(crop_with_context(ds.base / e["path"], (e["samples"] - T) // 2, T, 0, e["samples"]))
+        wavs.append(read_span(ds.base / e["path"], (e["samples"] - T) // 2, T, 0, e["samples"]))
         ids.append(e["id"])
     return wavs, ids
 
@@ -136,8 +127,8 @@ class ClipDataset(Dataset):
         if self.random_offset:
             start += int(torch.randint(self.segment, (1,)))
         start = max(0, min(start, e["samples"] - self.segment))
-        return crop_with_context(self.base.base / e["path"], start, self.segment, 0, e["samples"])  # zeros past the end
+        return read_span(self.base.base / e["path"], start, self.segment, 0, e["samples"])  # zeros past the end
 
 
-__all__ = ["LABELS", "ClipDataset", "VocoderDataset", "crop_with_context", "heldout_clips", "heldout_files",
+__all__ = ["LABELS", "ClipDataset", "VocoderDataset", "heldout_clips", "heldout_files",
            "open_split"]

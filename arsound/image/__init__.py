@@ -38,13 +38,18 @@ def model_class(name: str):
 def build(name: str, shape=(1, 28, 28), levels: int = 2, size: str = "small", **overrides):
     """Build model ``name`` for images of ``shape = (C, H, W)`` with ``levels`` gray levels."""
     cls = model_class(name)
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
+    if not (isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(s, int) and s >= 1 for s in shape)):
+        raise ValueError(f"shape must be (C, H, W) of positive integers, got {shape!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
     if size not in cls.presets:
         raise ValueError(f"unknown size '{size}' for {name}; choose from {sorted(cls.presets)}")
     fields = {f.name for f in dataclasses.fields(cls.config_class)}
     bad = set(overrides) - fields
     if bad:
         raise ValueError(f"{cls.config_class.__name__} has no field(s) {sorted(bad)}")
-    cfg = cls.config_class(shape=tuple(shape), levels=levels, **{**cls.presets[size], **overrides})
+    cfg = cls.config_class(shape=shape, levels=levels, **{**cls.presets[size], **overrides})
     return cls(cfg)
 
 

@@ -145,7 +145,8 @@ def train_classifier(x: Tensor, y: Tensor, levels: int, out_dir: str | Path, ste
     Trainer (every 10th example held out for validation), or load it when ``out_dir/model`` already
     holds one (a cache: the same arguments give the same classifier). Returns it in eval mode."""
     from ..core.checkpoint import CONFIG, load
-    from ..core.train import TrainConfig, Trainer, resolve_device
+    from ..core.device import resolve_device
+    from ..core.train import TrainConfig, Trainer
 
     out_dir = Path(out_dir)
     if (out_dir / "model" / CONFIG).is_file():

@@ -71,8 +71,9 @@ def main(cfg: Config) -> dict:
     for m in models:
         t0 = time.perf_counter()
         model = build(m, shape=sets.train.shape[1:], levels=levels, size=cfg.size)
+        settings = {"data": dataclasses.asdict(cfg.data), "holdout": cfg.holdout}
         trainer = Trainer(model, dataclasses.replace(cfg.train, out_dir=str(out / m)), sets.train, sets.valid,
-                          card=card)
+                          card=card, settings=settings)
         trainer.fit()
         if not trainer.is_main:  # under torchrun only rank 0 scores and writes
             return {}
@@ -82,6 +83,7 @@ def main(cfg: Config) -> dict:
             bg_cfg = dataclasses.replace(cfg.train, out_dir=str(out / f"{m}_background"))
             bg = Trainer(build(m, shape=sets.train.shape[1:], levels=levels, size=cfg.size), bg_cfg,
                          _Noised(sets.train, cfg.background_noise, levels), sets.valid,
+                         settings={**settings, "background_noise": cfg.background_noise},
                          card={**card, "data": card["data"] + f", {cfg.background_noise:g} of pixels flipped "
                                "afresh at every draw (likelihood-ratio background)"})
             bg.fit()

@@ -15,6 +15,7 @@ from arsound.core.train import TrainConfig
 class ModelSpec:
     name: str = "made"
     size: str = "small"
+    options: str = ""    # config fields over the preset, e.g. --model.options=natural_order=false,num_masks=8
 
 
 @dataclass

@@ -125,7 +125,7 @@ def main(cfg: Config) -> dict:
             f"{model.config.hop_length}", "licence / credit": credit, "recipe": recipe, "hardware": hardware()}
     if cfg.init:
         card["warm start"] = f"weights of {cfg.init}, then the steps below with a fresh optimizer and schedule"
-    trainer = Trainer(model, cfg.train, train, valid, card=card)
+    trainer = Trainer(model, cfg.train, train, valid, card=card, settings={"data": asdict(data), "init": cfg.init})
     clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.clips, ev.seconds,
                                      model.config.hop_length)
 

@@ -52,7 +52,7 @@ def main(cfg: Config) -> dict:
     card = {"data": f"{data.name}, {train.base.seconds / 60:.1f} min train ({len(train.base)} files), crops of "
                     f"{data.segment} samples", "licence": licence, "credit": credit, "recipe": recipe,
             "hardware": hardware()}
-    trainer = Trainer(model, tc, train, valid, collate=collate_wavs, card=card)
+    trainer = Trainer(model, tc, train, valid, collate=collate_wavs, card=card, settings={"data": asdict(data)})
 
     def log_health(tr: Trainer) -> None:
         rows = []

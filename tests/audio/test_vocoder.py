@@ -20,7 +20,8 @@ def test_vocode_lengths_inputs_and_defaults():
     assert torch.equal(y, vocode(model, wav=wav, g="choir", progress=False))   # label 0 by default, by name
     assert not torch.equal(y, vocode(model, wav=wav, g="organ", progress=False))
     batch = vocode(model, wav=torch.stack([wav, wav]), g=torch.tensor([0, 1]), progress=False)
-    assert batch.shape == (2, 6 * 256) and torch.equal(batch[0], y)
+    assert batch.shape == (2, 6 * 256) and not torch.equal(batch[0], batch[1])
+    assert torch.equal(batch, vocode(model, wav=torch.stack([wav, wav]), g=torch.tensor([0, 1]), progress=False))
     mel = model.mel_spectrogram()(wav)[:, :6]                             # the same frames, given as a mel
     assert torch.equal(vocode(model, mel=mel, progress=False), y)
     model.config.temperature = 0.5                                        # the config's temperature is the default

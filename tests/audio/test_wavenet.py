@@ -279,3 +279,30 @@ def test_overfit_three_tone_chord():
     f = torch.fft.rfftfreq(T, 1 / sr)
     on = torch.stack([(f - fr).abs() <= 12 for fr in freqs]).any(0)        # +- 1.5 bins around each tone
     assert power[on].sum() / power.sum() >= 0.7
+
+
+# ---- streaming ----------------------------------------------------------------------------------
+def test_stream_pieces_join_into_one_run():
+    """Pieces of any size join into what one run gives: the cached state, the last draws, the uniforms (drawn
+    time-major) and a prompt carry over; conditioning given as frame blocks equals the whole tensor."""
+    model = tiny("mulaw", 3, local=True, glob=True)
+    B, T = 3, 70
+    cond = conds(model, B, T)
+    prompt = torch.full((B, 20), -1, dtype=torch.long)
+    prompt[:, 3:9] = 100
+    whole = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), prompt=prompt, **cond)
+    naive = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), prompt=prompt, method="naive",
+                           **cond)
+    assert torch.equal(whole, naive) and (whole[:, 3:9] == 100).all()
+    for chunk in (1, 7, 33, 1000):
+        pieces = list(model.stream(B, length=T, generator=torch.Generator().manual_seed(1), prompt=prompt,
+                                   chunk=chunk, **cond))
+        assert all(p.shape[1] <= chunk for p in pieces) and torch.equal(torch.cat(pieces, 1), whole)
+    c = cond["c"][..., :T // HOP]
+    ref = model.generate(B, c=c, g=cond["g"], generator=torch.Generator().manual_seed(2))
+    blocks = (c[..., i:i + 3] for i in range(0, c.shape[-1], 3))
+    got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], generator=torch.Generator().manual_seed(2),
+                                      chunk=11)), 1)
+    assert torch.equal(got, ref)
+    with pytest.raises(ValueError, match="conditioning given as blocks sets the length"):
+        next(model.stream(B, c=iter([c]), g=cond["g"], length=5))

@@ -58,3 +58,20 @@ def test_shipped_folders_and_loading_code_by_path(tmp_path):
     script = tmp_path / "bench.py"
     script.write_text("def main(argv):\n    return len(argv)\n")
     assert load_from_path(script, "some_bench").main(["a", "b"]) == 2
+
+
+def test_a_refused_write_names_the_file_asked_for(tmp_path, monkeypatch):
+    """The file system's refusal (permissions, a full disk) names the output, not the hidden temporary file."""
+    import builtins
+
+    real_open = builtins.open
+
+    def refusing(file, mode="r", *a, **kw):
+        if "x" in mode:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+    with pytest.raises(PermissionError) as err:
+        write_text(tmp_path / "out.txt", "x")
+    assert err.value.filename == str(tmp_path / "out.txt") and os.listdir(tmp_path) == []

@@ -70,7 +70,7 @@ def test_cached_equals_naive_and_keeps_the_prompt():
     a, b = model.sample(8, uniforms=u, temperature=0.5), model.sample(8, uniforms=u.clone(), temperature=0.5)
     assert torch.equal(a, b) and not torch.equal(a, model.sample(8, uniforms=u, temperature=2.0))
     assert torch.equal(model.sample(3, greedy=True), model.sample(3, greedy=True, cached=False))
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         model.sample(2, temperature=0)
 
 

@@ -125,8 +125,25 @@ def test_fit_learns_logs_and_exports_the_ema_model(tmp_path):
     assert not torch.equal(exported.weight, trainer.model.weight)
     assert "60" in (tmp_path / "model" / "README.md").read_text()
     assert load_resume_state(tmp_path / "resume.pt")["step"] == 60
-    again = toy_trainer(tmp_path, steps=60)  # auto-resume of a finished run: nothing left to do
+    again = toy_trainer(tmp_path, steps=60, model_kw={"dropout": 0.0})  # auto-resume of a finished run: nothing left to do
     assert again.step == 60 and torch.equal(again.model.weight, trainer.model.weight)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    """A run folder holds one run: resuming it with another model, learning rate or length is one line and
+    changes nothing; where it writes and how often it reports may change."""
+    toy_trainer(tmp_path, steps=10).fit()
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    for kw, needle in (({"lr": 0.1}, "train.lr 0.05 != 0.1"), ({"steps": 20}, "train.steps 10 != 20"),
+                       ({"model_kw": {"dim": 5}}, "model.dim 6 != 5")):
+        with pytest.raises(TrainingError) as err:
+            toy_trainer(tmp_path, **{"steps": 10, **kw})
+        msg = str(err.value)
+        assert "\n" not in msg and "holds a run with other settings" in msg and needle in msg, msg
+        assert "another --out" in msg and len(msg) < 300
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+    again = toy_trainer(tmp_path, steps=10, eval_every=2, log_every=1, progress=True)  # reporting only: resumes
+    assert again.step == 10
 
 
 def test_resume_true_without_state_and_bad_config_are_clear_errors(tmp_path):
