@@ -140,19 +140,21 @@ def vocode_file(model, src, out, g: int | str | None = None, *, temperature: flo
             raise AudioError(src, f"{info.frames / info.samplerate:.3f} s long, shorter than one frame "
                                   f"({cfg.hop_length} samples)")
         return vocode_frames(model, mel_blocks(model, src, frames), out, g, temperature=temperature, seed=seed,
-                             progress=progress)
+                             progress=progress, frames=frames)
 
 
 @torch.no_grad()
 def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = None, *,
-                  temperature: float | None = None, seed: int = 0, progress: bool = True) -> int:
-    """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`)
-    into the audio file ``out``, a piece at a time; returns the samples written."""
+                  temperature: float | None = None, seed: int = 0, progress: bool = True,
+                  frames: int | None = None) -> int:
+    """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`;
+    ``frames`` in all, if known, for the progress bar) into the audio file ``out``, a piece at a time;
+    returns the samples written."""
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
     pieces = model.stream(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature, generator=generator,
-                          progress=progress)
+                          progress=progress, expected=None if frames is None else frames * cfg.hop_length)
     return save_audio_stream([out], model.decode_stream(pieces), cfg.sample_rate)
 
 

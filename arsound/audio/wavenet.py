@@ -489,11 +489,13 @@ class WaveNet(ARModel, StreamingModule):
     def stream(self, n: int | Sequence[int] | Tensor | None = None, c=None, g: Tensor | None = None, *,
                length: int | None = None, temperature: float = 1.0, greedy: bool = False,
                generator: torch.Generator | None = None, uniforms: Tensor | None = None,
-               prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False) -> Iterator[Tensor]:
+               prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False,
+               expected: int | None = None) -> Iterator[Tensor]:
         """Cached generation in pieces: yields ``x[B, t]`` (``t <= chunk``), which concatenated are
         :meth:`generate`'s result for the same arguments. ``c`` is a ``Tensor[B, C, F]`` or an iterable of
         ``[B, C, F_i]`` frame blocks, consumed as generation reaches them (then every stream runs until the
-        frames end). Memory: the cached state, one piece and one window of conditioning, whatever the length.
+        frames end; ``expected`` then gives the progress bar its total). Memory: the cached state, one piece
+        and one window of conditioning, whatever the length.
         """
         from .wavenet_fast import FrameCond, stream_generate
 
@@ -511,7 +513,7 @@ class WaveNet(ARModel, StreamingModule):
             t = 0
             for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
                                      generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
-                                     progress=progress):
+                                     progress=progress, expected=expected):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
                 yield torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order

@@ -307,7 +307,7 @@ def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | No
 
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
-                    chunk: int, progress: bool):
+                    chunk: int, progress: bool, expected: int | None = None):
     """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
     stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
     canvas of the shared engine (``core.model.run_steps``); the cached state, the last drawn values and the
@@ -316,6 +316,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
 
     lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
     uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
+    expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
     """
     from ..core.model import Canvas, run_steps
     from ..core.sampling import get_uniform
@@ -323,7 +324,8 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     T = None if lengths is None else int(lengths[0])
     U, dev = model.head.num_uniforms, model.device
     unknown = -1 if model.head.discrete else float("nan")
-    bar = tqdm(total=T, desc="sampling", unit="sample", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
+               dynamic_ncols=True, delay=0.5)  # shown once a piece takes a while: an early error prints alone
     with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
         step = cached_steps(model, batch, lengths, cond, g)
         t, carry = 0, None

@@ -5,13 +5,14 @@ import warnings
 import pytest
 import torch
 
-from arsound.core.attention import (PATTERNS, KVCache, MultiHeadAttention, attend, causal_mask,
+from arsound.core.attention import (PATTERNS, KVCache, MultiHeadAttention, attend, attend_reference, causal_mask,
                                     fixed_mask, flex_block_mask, local_mask, pattern_mask,
                                     pattern_rows, strided_mask)
 from arsound.core.streaming import streaming
 
 CASES = [("causal", {}), ("local", {"block": 4}), ("strided", {"stride": 3}), ("strided", {"stride": 5}),
-         ("fixed", {"stride": 4}), ("fixed", {"stride": 4, "c": 2})]
+         ("fixed", {"stride": 4}), ("fixed", {"stride": 4, "c": 2}), ("row", {"block": 5}),
+         ("column", {"block": 4}), ("prev_row", {"block": 3}), ("prev_row", {"block": 5})]
 IDS = [n + "".join(f"-{k}{v}" for k, v in kw.items()) for n, kw in CASES]
 
 
@@ -27,6 +28,12 @@ def _naive_mask(name, T, **kw):
             elif name == "strided":
                 s = kw["stride"]
                 ok = i - s < j or (i - j) % s == 0
+            elif name == "row":                                  # Jukebox: the same block of `block` positions
+                ok = j // kw["block"] == i // kw["block"]
+            elif name == "column":                               # the same offset within blocks
+                ok = j % kw["block"] == i % kw["block"]
+            elif name == "prev_row":                             # the previous block (and itself)
+                ok = j // kw["block"] == i // kw["block"] - 1 or i == j
             else:
                 s, c = kw["stride"], kw.get("c", 1)
                 ok = j // s == i // s or j % s >= s - c
@@ -94,10 +101,48 @@ def test_flex_block_mask_equals_dense():
     q, k, v = torch.randn(3, 1, 2, T, 16).unbind(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # eager flex on CPU warns that it is unfused
-        for name, kw in [("strided", {"stride": 5}), ("fixed", {"stride": 8, "c": 2})]:
+        for name, kw in [("strided", {"stride": 5}), ("fixed", {"stride": 8, "c": 2}), ("row", {"block": 8}),
+                         ("column", {"block": 8}), ("prev_row", {"block": 8}), ("prev_row", {"block": 6})]:
             bm = flex_block_mask(name, T, block_size=16, **kw)
-            torch.testing.assert_close(attend(q, k, v, block_mask=bm),
-                                       attend(q, k, v, pattern_mask(name, T, **kw)), atol=1e-5, rtol=0)
+            m = pattern_mask(name, T, **kw)
+            reference = attend_reference(q, k, v, m)
+            torch.testing.assert_close(attend(q, k, v, block_mask=bm), reference, atol=1e-5, rtol=0)
+            torch.testing.assert_close(attend(q, k, v, m), reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name,kw,most,capacity", [("row", {"block": 6}, 6, 6), ("prev_row", {"block": 6}, 12, 12),
+                                                    ("local", {"block": 6}, 12, 12), ("column", {"block": 6}, 40, 64)])
+def test_the_cache_keeps_only_what_its_pattern_reads(name, kw, most, capacity):
+    """Step by step over 40 positions: a row layer never holds more than one block of keys, prev-row and local
+    two, column all of them; the outputs still equal the full forward. Chunks longer than the window grow the
+    buffer (and stay exact)."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2, name, max_len=64, **kw).eval()
+    x = torch.randn(2, 40, 16)
+    full = mha(x)
+    with torch.no_grad(), streaming(mha):
+        held, steps = [], []
+        for t in range(40):
+            steps.append(mha(x[:, t:t + 1]))
+            cache = mha.state["kv"]
+            held.append(cache.length - cache.start)
+        assert max(held) == most and mha.state["kv"].capacity == capacity
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
+    with torch.no_grad(), streaming(mha):
+        chunks = [mha(x[:, a:b]) for a, b in ((0, 3), (3, 20), (20, 21), (21, 40))]
+    torch.testing.assert_close(torch.cat(chunks, 1), full, atol=1e-5, rtol=0)
+
+
+def test_mha_flex_forward_equals_sdpa():
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 16)
+    with warnings.catch_warnings(), torch.no_grad():  # (FlexAttention has no backward on the CPU)
+        warnings.simplefilter("ignore", UserWarning)
+        for name, kw in [("row", {"block": 8}), ("column", {"block": 8}), ("prev_row", {"block": 8})]:
+            dense = MultiHeadAttention(16, 2, name, max_len=32, **kw).eval()
+            flex = MultiHeadAttention(16, 2, name, max_len=32, flex=True, **kw).eval()
+            flex.load_state_dict(dense.state_dict())
+            torch.testing.assert_close(flex(x), dense(x), atol=1e-5, rtol=0)
 
 
 def test_kv_cache_in_place_and_overflow():
@@ -162,4 +207,4 @@ def test_mha_limits():
         MultiHeadAttention(10, 3)
     with pytest.raises(TypeError):
         MultiHeadAttention(8, 2, "strided")  # stride missing
-    assert set(PATTERNS) == {"causal", "local", "strided", "fixed"}
+    assert set(PATTERNS) == {"causal", "local", "strided", "fixed", "row", "column", "prev_row"}
