@@ -6,7 +6,8 @@
     x = model.sample(16)                         # every model: log_prob, sample, generation_order
     arsound.save_pretrained(model, "my_model")   # config.json + model.safetensors + README.md
 
-Subpackages load on first use: ``arsound.core``, ``arsound.image``, ``arsound.audio``, ``arsound.data``.
+Subpackages load on first use: ``arsound.core``, ``arsound.image``, ``arsound.audio``, ``arsound.music``,
+``arsound.data``.
 """
 import importlib as _importlib
 
@@ -14,7 +15,7 @@ from .version import __version__
 from .core.checkpoint import CheckpointError, load, save_pretrained
 
 __all__ = ["__version__", "CheckpointError", "list_models", "load", "save_pretrained"]
-_SUBPACKAGES = ("core", "image", "audio", "data")
+_SUBPACKAGES = ("core", "image", "audio", "music", "data")
 
 
 def list_models() -> dict[str, str]:

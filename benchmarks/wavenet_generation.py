@@ -14,7 +14,7 @@ Measured, all while sampling at temperature 1:
     and in aggregate, and their ratio. "naive" is one full forward over ``rf + 1`` samples per generated
     sample at steady state (the window is full, as it is after the first ``rf`` samples), timed with 1
     thread and with ``--threads`` and the faster kept. The cached loop runs single-threaded on CPU up
-    to batch 64 (``wavenet_fast.SINGLE_THREAD_MAX_BATCH``), whatever ``--threads`` says.
+    to batch 64 (``core.device.SINGLE_THREAD_MAX_BATCH``), whatever ``--threads`` says.
   - on CUDA with triton installed, mu-law presets: the fused one-kernel generator (``wavenet_triton.py``)
     at every batch size, beside the cached loop ("not run" elsewhere: on the CPU it only interprets).
   - cached time per sample at batch 1 vs generated length (1k, 4k, 16k): it must stay flat.

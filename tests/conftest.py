@@ -62,3 +62,15 @@ def saved_vqvae(vqvae, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpt") / "tiny-vqvae"
     save_pretrained(vqvae, folder, card={"data": "synthetic tones (test)"})
     return folder
+
+
+# ---- a debug music hierarchy on that VQ-VAE, its priors trained a few steps (tests/cli) ------------------------
+@pytest.fixture(scope="session")
+def saved_music(vqvae, tmp_path_factory):
+    from arsound.core.checkpoint import save_pretrained
+    from tests.fakes import trained_music
+
+    root = tmp_path_factory.mktemp("music")
+    folder = root / "tiny-music"
+    save_pretrained(trained_music(vqvae, root), folder, card={"data": "synthetic music (test)"})
+    return folder

@@ -69,3 +69,35 @@ def trained_vqvae():
         loss.backward()
         opt.step()
     return m.eval()
+
+
+def trained_music(vqvae, out_dir, steps: int = 3):
+    """A debug MusicGenerator on ``vqvae`` (2 levels, hops 4 / 16): a top prior with two instruments and timing,
+    and an upsampler, each trained ``steps`` steps with the Trainer on codes of synthetic music."""
+    from arsound import load
+    from arsound.core.train import TrainConfig, Trainer
+    from arsound.music.generator import MusicGenerator
+    from arsound.music.prior import TokenPrior, TokenPriorConfig
+
+    K = vqvae.config.quantizer.num_codes
+    clips = [vqvae.encode(music(0.4, s)[None]) for s in range(4)]                # [level][1, T_l] per clip
+    windows = {1: [], 0: []}
+    for i, codes in enumerate(clips):
+        top, low = codes[1][0], codes[0][0]
+        for s in range(0, len(top) - 8 + 1, 4):
+            windows[1].append({"x": top[s:s + 8], "label": torch.tensor(i % 2), "start": torch.tensor(s),
+                               "total": torch.tensor(len(top))})
+        for s in range(0, len(low) - 16 + 1, 8):
+            windows[0].append({"x": low[s:s + 16], "upper": top[s // 4:(s + 16) // 4]})
+    configs = {1: TokenPriorConfig(vocab=K, context=8, dim=16, layers=3, heads=2, block=4, level=1, num_labels=2,
+                                   label_names=("organ", "piano"), timing=True, timing_bins=4),
+               0: TokenPriorConfig(vocab=K, context=16, dim=16, layers=3, heads=2, block=4, level=0, upper_vocab=K,
+                                   ratio=4, cond_depth=2)}
+    priors = []
+    for level, cfg in configs.items():
+        torch.manual_seed(level)
+        tc = TrainConfig(steps=steps, batch_size=4, lr=3e-3, eval_every=steps, ckpt_every=steps,
+                         out_dir=str(out_dir / f"prior{level}"), progress=False, device="cpu")
+        Trainer(TokenPrior(cfg).train(), tc, windows[level], windows[level][:4]).fit()
+        priors.append(load(out_dir / f"prior{level}" / "model"))                  # the saved prior, as users get it
+    return MusicGenerator.assemble(vqvae, priors, name="tiny-vqvae")

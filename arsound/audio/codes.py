@@ -6,7 +6,6 @@ caught), ``num_codes``, and ``codes_0 .. codes_{L-1}`` (uint16, one array per le
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +15,14 @@ from torch import Tensor
 
 from ..core.files import atomic_write
 
-
 CODES_FORMAT, CODES_VERSION = "arsound-vqvae-codes", 1
 
 
 @dataclass
 class CodesFile:
     """A tokenized waveform: ``codes[l] : LongTensor[T_l]`` per level, ``hops[l]``, the sample rate, the
-    original length in samples and the model that made it (name or folder, and its weights' sha256)."""
+    original length in samples and the model that made it (name or folder, and ``core.checkpoint.weights_id``:
+    the first 16 hex digits of its weights file's sha256)."""
     codes: list[Tensor]
     hops: list[int]
     sample_rate: int
@@ -31,15 +30,6 @@ class CodesFile:
     model: str
     model_sha256: str = ""
     num_codes: int = 0
-
-
-def weights_sha256(folder) -> str:
-    """sha256 of ``folder/model.safetensors`` (first 16 hex digits), the model id stored in codes files."""
-    h = hashlib.sha256()
-    with open(Path(folder) / "model.safetensors", "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def save_codes(path, cf: CodesFile) -> Path:
@@ -90,4 +80,4 @@ def load_codes(path) -> CodesFile:
     return cf
 
 
-__all__ = ["CODES_FORMAT", "CODES_VERSION", "CodesFile", "load_codes", "save_codes", "weights_sha256"]
+__all__ = ["CODES_FORMAT", "CODES_VERSION", "CodesFile", "load_codes", "save_codes"]

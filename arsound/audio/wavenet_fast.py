@@ -42,10 +42,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..core.device import step_threads
+
 SQRT_HALF = math.sqrt(0.5)
 COND_BLOCK_BYTES = 8 * 2 ** 20  # memory for one block of precomputed gate conditioning
 
-SINGLE_THREAD_MAX_BATCH = 64     # CPU: below this the step's matmuls are too small to share between threads
 
 _glu = torch._C._nn.glu  # F.glu without an ``out=``; this one writes into a view of the gate buffer
 
@@ -212,24 +213,6 @@ class CachedWaveNet:
         self.params_n.copy_(self.b2).addmm_(self.sk2_n, self.w2)
         self.t = t + 1
         return self.params_n
-
-
-@contextmanager
-def step_threads(device: torch.device, batch: int):
-    """Run the step loop with one intra-op thread on CPU for small batches.
-
-    A step is ~120 tiny ops; MKL splits even an ``[8, 64] @ [64, 128]`` matmul across threads, and the
-    thread hand-offs cost far more than the work (10x slower with 2 threads on a busy 2-core machine).
-    """
-    before = torch.get_num_threads()
-    single = device.type == "cpu" and batch <= SINGLE_THREAD_MAX_BATCH and before > 1
-    if single:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if single:
-            torch.set_num_threads(before)
 
 
 class FrameCond:

@@ -4,6 +4,7 @@ per verb group; only this package parses arguments.
     arsound train RECIPE [--preset P] [--debug] [--out DIR] [--seed N] [--device D] [--a.b=value ...]
     arsound sample --model NAME_OR_DIR [--n N] [--out FILE] [--seed N] [--device D]     (images: PNG grid)
     arsound sample --model WAVENET [--seconds S] [--speaker ID] [--cond mel.npy] --out out.wav
+    arsound generate --model MUSIC --seconds S [--n N] [--seed K] [--prompt in.wav | --codes c.npz] -o OUTDIR
     arsound vocode in.wav -o out.wav [--model NAME] [--compare]  |  arsound vocode --mel mel.npy -o out.wav
     arsound encode in.wav -o codes.npz [--model NAME_OR_DIR]  |  arsound decode codes.npz -o out.wav [--level L]
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
@@ -21,11 +22,11 @@ import sys
 
 from ..core.checkpoint import CheckpointError
 from ..core.train import TrainingError
-from . import bench, codes, data, sample, train, vocode
+from . import bench, codes, data, generate, sample, train, vocode
 from . import eval as eval_verb
 
 USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingError)
-VERBS = (train, sample, bench, data, eval_verb, vocode, codes)  # each adds its parser(s) with add_parser(subparsers)
+VERBS = (train, sample, generate, bench, data, eval_verb, vocode, codes)  # each: add_parser(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from ..audio.chunked import decode_chunked, encode_file
-from ..audio.codes import CodesFile, load_codes, save_codes, weights_sha256
+from ..audio.codes import CodesFile, load_codes, save_codes
 from ..audio.io import SAVE_FORMATS, audio_info, save_audio
 from ..audio.vqvae import VQVAE
-from ..core.checkpoint import CheckpointError, load, resolve
+from ..core.checkpoint import CheckpointError, load, resolve, weights_id
 from .common import no_extra, output_file
 
 DEFAULT_MODEL = "vqvae-chorales"
@@ -62,7 +62,7 @@ def cmd_encode(args, extra: list[str]) -> int:
     model, folder = load_vqvae(args.model, args.device)
     codes, length = encode_file(model, args.input, args.chunk_seconds, progress=True)
     cf = CodesFile(codes=codes, hops=list(model.hops), sample_rate=model.config.sample_rate, length=length,
-                   model=_model_id(args.model, folder), model_sha256=weights_sha256(folder),
+                   model=_model_id(args.model, folder), model_sha256=weights_id(model),
                    num_codes=model.config.quantizer.num_codes)
     save_codes(out, cf)
     sr = model.config.sample_rate
@@ -78,7 +78,7 @@ def cmd_decode(args, extra: list[str]) -> int:
         raise ValueError(f"--chunk-codes must be >= 1, got {args.chunk_codes}")
     cf = load_codes(args.input)
     model, folder = load_vqvae(args.model or cf.model, args.device)
-    sha = weights_sha256(folder)
+    sha = weights_id(model)
     if cf.model_sha256 and cf.model_sha256 != sha:
         raise ValueError(f"'{args.input}' was encoded by model {cf.model} (weights {cf.model_sha256}), not by "
                          f"{folder} (weights {sha}); pass --model with the model that encoded it")

@@ -40,7 +40,7 @@ from .streaming import StreamingModule
 __all__ = [
     "PATTERNS", "causal_mask", "local_mask", "strided_mask", "fixed_mask", "pattern_mask",
     "pattern_rows", "earliest_key", "flex_block_mask", "attend", "attend_reference", "KVCache",
-    "MultiHeadAttention",
+    "kv_cache_bytes", "MultiHeadAttention", "TransformerBlock",
 ]
 
 
@@ -224,15 +224,15 @@ class KVCache:
     ``append(k, v)`` first drops the keys no query from ``length`` on can read under ``pattern``
     (:func:`earliest_key`), then writes ``[B, nh, t, hs]`` and returns views ``[B, nh, length - start, hs]`` of
     every key kept. The buffer starts at the pattern's :func:`window` (one or two blocks for ``row``,
-    ``prev_row``, ``local``; ``max_len`` for the others) and grows only when a chunk needs more; ``max_len``
-    bounds the positions.
+    ``prev_row``, ``local``; ``max_len`` for the others), grows only while a chunk needs more (a prefilled
+    prompt) and returns to the window after it; ``max_len`` bounds the positions.
     """
 
     def __init__(self, batch: int, heads: int, max_len: int, head_dim: int, *, dtype=torch.float32, device=None,
                  pattern: str = "causal", **pattern_kw) -> None:
         self.max_len, self.pattern, self.pattern_kw = max_len, pattern, pattern_kw
-        capacity = min(max_len, window(pattern, **pattern_kw) or max_len)
-        self.k = torch.zeros(batch, heads, capacity, head_dim, dtype=dtype, device=device)
+        self.base = min(max_len, window(pattern, **pattern_kw) or max_len)
+        self.k = torch.zeros(batch, heads, self.base, head_dim, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
         self.start = self.length = 0
 
@@ -262,8 +262,10 @@ class KVCache:
         first = earliest_key(self.pattern, self.length, **self.pattern_kw)
         if first > self.start:
             self._drop_before(first)
-        if end - self.start > self.capacity:  # a chunk longer than the window: grow (kept keys copied once)
-            size = min(self.max_len, max(end - self.start, 2 * self.capacity))
+        if end - self.start > self.capacity or (self.capacity > self.base >= end - self.start):
+            # a chunk longer than the window: grow (kept keys copied once); back to the window after it
+            size = self.base if end - self.start <= self.base else \
+                min(self.max_len, max(end - self.start, 2 * self.capacity))
             kept = self.length - self.start
             grown_k, grown_v = (self.k.new_zeros(*self.k.shape[:2], size, self.k.shape[3]) for _ in range(2))
             grown_k[:, :, :kept], grown_v[:, :, :kept] = self.k[:, :, :kept], self.v[:, :, :kept]
@@ -276,6 +278,12 @@ class KVCache:
 
     def reset(self) -> None:
         self.start = self.length = 0
+
+
+def kv_cache_bytes(module: nn.Module) -> int:
+    """Bytes held now by the KV caches of every attention layer in ``module`` (inside ``streaming()``)."""
+    caches = [m.state["kv"] for m in module.modules() if isinstance(m, MultiHeadAttention) and "kv" in m.state]
+    return sum(2 * c.k.numel() * c.k.element_size() for c in caches)
 
 
 # ---- multi-head attention -----------------------------------------------------------------------
@@ -345,3 +353,19 @@ class MultiHeadAttention(StreamingModule):
         kw = "".join(f", {k}={v}" for k, v in self.pattern_kw.items())
         flex = ", flex=True" if self.flex else ""
         return f"dim={self.dim}, heads={self.heads}, pattern={self.pattern}{kw}, max_len={self.max_len}{flex}"
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``. ``[B, t, dim] -> [B, t, dim]``."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float, max_len: int,
+                 pattern: str, flex: bool = False, **pattern_kw) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads, pattern, max_len, dropout=dropout, flex=flex, **pattern_kw)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))

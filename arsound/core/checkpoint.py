@@ -153,6 +153,15 @@ def model_card(model: nn.Module, card: str | dict | None, title: str) -> str:
     return "\n".join(lines)
 
 
+def weights_id(model: nn.Module) -> str:
+    """The first 16 hex digits of the sha256 of the model's weights as ``save_pretrained`` writes them: equal to
+    the hash of its ``model.safetensors`` file, computed from the model in memory (so codes and token files can
+    name the exact tokenizer they came from)."""
+    import hashlib
+
+    return hashlib.sha256(save_weights(_weights_for_saving(model), metadata={"format": "pt"})).hexdigest()[:16]
+
+
 def save_file(tensors: dict[str, torch.Tensor], filename: str, metadata: dict | None = None) -> None:
     """``safetensors.torch.save_file``, but the file gets the umask's permissions (safetensors makes it 0600)."""
     Path(filename).write_bytes(save_weights(tensors, metadata=metadata))

@@ -107,6 +107,8 @@ def from_dict(cls, data: dict):
         if dataclasses.is_dataclass(t) and isinstance(value, dict):
             value = from_dict(t, value)
         elif isinstance(value, list) and (t is tuple or typing.get_origin(t) is tuple):
-            value = tuple(value)
+            item = (typing.get_args(t) or (None,))[0]
+            value = tuple(from_dict(item, v) if dataclasses.is_dataclass(item) and isinstance(v, dict) else v
+                          for v in value)
         kwargs[name] = value
     return cls(**kwargs)

@@ -59,6 +59,8 @@ class Canvas:
 
     shape, order: the event shape and the generation order (default ``model.event_shape`` and
         ``model.generation_order()``; a waveform model passes the length it generates and ``arange(T)``).
+    head: the distribution family draws come from (default ``model.head``; e.g. a ``Categorical`` with
+        top-k / top-p filtering of the same logits).
     prompt: ``Tensor[*shape]`` or ``[n, *shape]``; entries ``>= 0`` (discrete data) or not NaN (continuous
         data) are kept. uniforms: pre-drawn ``[n, *shape, U]`` (two samplers then draw the same values).
 
@@ -69,16 +71,16 @@ class Canvas:
     def __init__(self, model: "ARModel", n: int, prompt: Tensor | None = None,
                  generator: torch.Generator | None = None, temperature: float = 1.0, greedy: bool = False,
                  uniforms: Tensor | None = None, shape: tuple[int, ...] | None = None,
-                 order: Tensor | None = None) -> None:
+                 order: Tensor | None = None, head=None) -> None:
         if n < 1:
             raise ValueError(f"the number of examples to sample must be >= 1, got {n}")
         if not greedy:
             check_temperature(temperature)
-        self.head, self.temperature, self.greedy = model.head, temperature, greedy
+        self.head, self.temperature, self.greedy = head or model.head, temperature, greedy
         self.x, self.known = model._blank(n, prompt, shape)
         self.n, self.D = n, self.x[0].numel()
         self.order = (model.generation_order() if order is None else order).tolist()  # indices into x[0].flatten()
-        U = model.head.num_uniforms
+        U = self.head.num_uniforms
         if uniforms is None and not greedy:
             uniforms = get_uniform(None, (n, self.D, U), generator=generator, device=model.device)
         # step-major (D, n, U), so each step reads one contiguous block

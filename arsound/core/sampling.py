@@ -17,9 +17,13 @@ EPS = 1e-7
 
 
 def uniform(shape, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> Tensor:
-    """``Tensor[shape]`` of uniforms in (0, 1) drawn from ``generator`` (or the global RNG)."""
+    """``Tensor[shape]`` of uniforms in (0, 1) drawn from ``generator`` (or the global RNG) on ``device``; a
+    generator on another device draws there and the draw moves (a CPU seed gives the same uniforms on a GPU)."""
     if generator is not None and device is None:
         device = generator.device
+    if generator is not None and torch.device(device) != generator.device:
+        u = torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)
+        return u.clamp_(EPS, 1 - EPS).to(device)
     u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
     return u.clamp_(EPS, 1 - EPS)
 

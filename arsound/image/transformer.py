@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..core.attention import MultiHeadAttention
+from ..core.attention import TransformerBlock
 from ..core.model import Canvas
 from .common import ImageModel, image_head, pixel_major_order
 
@@ -91,22 +91,6 @@ class ImageTransformerConfig(TransformerConfig):
     attention: tuple[str, ...] = ("local",)
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``. ``[B, t, dim] -> [B, t, dim]``."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float, max_len: int,
-                 pattern: str, **pattern_kw) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads, pattern, max_len, dropout=dropout, **pattern_kw)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim),
-                                 nn.Dropout(dropout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
-
-
 class PixelTransformer(StepSampler):
     """Decoder-only transformer over ``T = C*H*W`` elements; ``forward: x[B, C, H, W] -> params[B, C, H, W, P]``."""
 
@@ -133,7 +117,7 @@ class PixelTransformer(StepSampler):
         self.start = nn.Parameter(torch.zeros(1, 1, d))
         self.row_emb, self.col_emb, self.chan_emb = nn.Embedding(H, d), nn.Embedding(W, d), nn.Embedding(C, d)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(d, config.heads, config.mlp_ratio, config.dropout, T, p, **kw[p])
+        self.blocks = nn.ModuleList(TransformerBlock(d, config.heads, config.mlp_ratio, config.dropout, T, p, **kw[p])
                                     for p in patterns)
         self.ln_f = nn.LayerNorm(d)
         self.out = nn.Linear(d, self.head.num_params)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from arsound.core.attention import (PATTERNS, KVCache, MultiHeadAttention, attend, attend_reference, causal_mask,
-                                    fixed_mask, flex_block_mask, local_mask, pattern_mask,
+                                    fixed_mask, flex_block_mask, kv_cache_bytes, local_mask, pattern_mask,
                                     pattern_rows, strided_mask)
 from arsound.core.streaming import streaming
 
@@ -129,7 +129,13 @@ def test_the_cache_keeps_only_what_its_pattern_reads(name, kw, most, capacity):
         assert max(held) == most and mha.state["kv"].capacity == capacity
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
     with torch.no_grad(), streaming(mha):
-        chunks = [mha(x[:, a:b]) for a, b in ((0, 3), (3, 20), (20, 21), (21, 40))]
+        chunks, capacities, held_bytes = [], [], []
+        for a, b in ((0, 3), (3, 20), (20, 21), (21, 40)):
+            chunks.append(mha(x[:, a:b]))
+            capacities.append(mha.state["kv"].capacity)
+            held_bytes.append(kv_cache_bytes(mha))
+        assert capacities[1] >= 17 and capacities[2] == capacity  # grown for the chunk, back to the window after
+        assert held_bytes[2] == 2 * 2 * 2 * capacity * 8 * 4      # k and v, [B=2, heads=2, capacity, 8] in fp32
     torch.testing.assert_close(torch.cat(chunks, 1), full, atol=1e-5, rtol=0)
 
 

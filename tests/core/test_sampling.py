@@ -145,3 +145,12 @@ def test_get_uniform_checks_shape_and_clamps():
     assert 0 < u.min() and u.max() < 1 and u[2] == 0.5
     fresh = get_uniform(None, (1000,), generator=torch.Generator().manual_seed(0))
     assert fresh.dtype == torch.float32 and 0 < fresh.min() and fresh.max() < 1
+
+
+def test_a_seed_draws_on_its_generator_device_and_moves():
+    """A CPU generator asked for uniforms on another device draws on the CPU (the same values a CPU run gets)
+    and moves them: one seed, one set of draws, wherever the model runs ("meta" stands in for a GPU)."""
+    a = sampling.uniform((3, 4), generator=torch.Generator().manual_seed(7))
+    b = sampling.uniform((3, 4), generator=torch.Generator().manual_seed(7), device="cpu")
+    moved = sampling.uniform((3, 4), generator=torch.Generator().manual_seed(7), device="meta")
+    assert torch.equal(a, b) and moved.device.type == "meta" and moved.shape == (3, 4)

@@ -1,0 +1,349 @@
+"""Music from a hierarchy of priors over VQ-VAE codes, Jukebox style: a top-level prior samples the coarsest
+codes, each upsampler the next finer level given the level above, and the tokenizer's decoder of the last
+level sampled turns codes into audio.
+
+    gen = arsound.load("music-chorales")             # a MusicGenerator: tokenizer + one prior per level
+    out = gen.generate(seconds=10, n=4, seed=0)      # ancestral: four clips from nothing
+    out = gen.generate(seconds=20, prompt=wav)       # primed: the prompt's codes kept exactly, continued
+    out = gen.generate(seconds=30, codes=codes)      # continue a codes file (or upsample its top level)
+    out = gen.generate(seconds=10, stop_level=2)     # the top level only: a preview in seconds
+    out.audio, out.codes                              # Tensor[n, samples], {level: LongTensor[n, T_l]}
+
+Any length: a level of ``N`` tokens is sampled in windows of the prior's context that slide by a hop
+(``hop_fraction`` of the context, a multiple of the hop ratio for upsamplers); each new window keeps the end of
+the previous one as its prompt, and an upsampler's window is conditioned on exactly the upper codes above it.
+A request of ``S`` samples takes ``ceil(S / top hop)`` top tokens, ``ratio`` times as many one level down, and
+the decoded audio is cut to ``S`` samples. The same seed gives the same clips; ``n`` clips run as one batch.
+
+Letters: n clips, T_l tokens at level l, S samples.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..audio.chunked import blocks_of, decode_chunked, encode_chunked
+from ..audio.codes import CodesFile
+from ..audio.vqvae import VQVAE, VQVAEConfig
+from ..core.checkpoint import weights_id
+from ..core.device import step_threads
+from ..core.distributions import Categorical
+from ..core.model import Canvas, run_steps
+from ..core.sampling import check_temperature
+from .prior import TokenPrior, TokenPriorConfig
+
+
+PRESETS = ("debug", "small")
+
+
+@dataclass
+class MusicGeneratorConfig:
+    tokenizer: VQVAEConfig = field(default_factory=lambda: VQVAEConfig.from_preset("small"))
+    priors: tuple[TokenPriorConfig, ...] = ()    # one per level sampled, any order (``level`` says which)
+    name: str = ""                               # what the codes files name as the tokenizer
+
+    @classmethod
+    def from_preset(cls, name: str, **prior) -> "MusicGeneratorConfig":
+        """``small``: the ``small`` tokenizer (``vqvae-chorales``: 16 kHz, hops 8 / 32 / 128, 256 codes) and a
+        ``small`` TokenPrior per level (context 512 tokens: 4.1 s at the top, 1 s and 0.26 s below); ``debug``:
+        the ``debug`` tokenizer (hops 4 / 16, 16 codes) and two ``debug`` priors. ``prior``: fields set in
+        every prior's config (e.g. ``context=2048``)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown music preset '{name}'; choose from {PRESETS}")
+        tok = VQVAEConfig.from_preset(name)
+        hops, K = tok.hops, tok.quantizer.num_codes
+        priors = tuple(TokenPriorConfig(**{**TokenPrior.presets[name], "vocab": K, "level": lv,
+                                           "upper_vocab": K if lv < len(hops) - 1 else 0,
+                                           "ratio": hops[lv + 1] // hops[lv] if lv < len(hops) - 1 else 1,
+                                           **prior})
+                       for lv in reversed(range(len(hops))))
+        return cls(tokenizer=tok, priors=priors)
+
+
+@dataclass
+class Generated:
+    """What :meth:`MusicGenerator.generate` returns."""
+    codes: dict[int, Tensor]                     # level -> LongTensor[n, T_l], every level sampled (or given)
+    audio: Tensor                                # Tensor[n, S] decoded from ``level``
+    level: int                                   # the level the audio was decoded from
+    seconds: dict[int, float] = field(default_factory=dict)  # compute time per level sampled
+
+
+def window_hop(context: int, fraction: float, ratio: int = 1) -> int:
+    """Tokens a window slides by: ``fraction`` of the context, a multiple of ``ratio`` (at least one)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"hop_fraction must be in (0, 1], got {fraction}")
+    return max(ratio, int(context * fraction) // ratio * ratio)
+
+
+def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, upper: Tensor | None = None,
+                 label: Tensor | None = None, hop_fraction: float = 0.5, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                 generator: torch.Generator | None = None, progress: bool = False, desc: str = "level") -> Tensor:
+    """``total`` tokens of one level for ``n`` clips, window by window: ``LongTensor[n, total]``.
+
+    prior: anything with ``config.context`` (and ``config.ratio``, ``config.upper_vocab``, ``config.num_labels``),
+        ``head`` and the model interface of ``core.model`` (a :class:`~arsound.music.prior.TokenPrior`).
+    known: ``LongTensor[n, total]``, entries ``>= 0`` kept exactly (a prompt's or a file's codes), ``-1`` sampled.
+    upper: ``LongTensor[n, total / ratio]`` codes of the level above (upsamplers).
+    """
+    cfg = prior.config
+    ctx, ratio = cfg.context, (cfg.ratio if getattr(cfg, "upper_vocab", 0) else 1)
+    if total < 1:
+        raise ValueError(f"need at least one token, got {total}")
+    if upper is not None and upper.shape[1] * ratio != total:
+        raise ValueError(f"{total} tokens need {total // ratio} upper codes at ratio {ratio}, got {upper.shape[1]}")
+    hop = window_hop(ctx, hop_fraction, ratio)
+    dev = prior.device
+    x = torch.full((n, total), -1, dtype=torch.long, device=dev) if known is None else known.to(dev).clone()
+    head = Categorical(cfg.vocab, top_k=top_k, top_p=top_p) if (top_k or top_p) else None
+    bar = tqdm(total=total, desc=desc, unit="token", disable=not progress, dynamic_ncols=True)
+    s = 0
+    with step_threads(dev, n):
+        while True:
+            e = min(s + ctx, total)
+            cond = {"start": torch.full((n,), s, device=dev), "total": torch.full((n,), total, device=dev)}
+            if upper is not None:
+                cond["upper"] = upper[:, s // ratio:-(-e // ratio)].to(dev)
+            if label is not None:
+                cond["label"] = label
+            canvas = Canvas(prior, n, x[:, s:e], generator, temperature, greedy, shape=(e - s,),
+                            order=torch.arange(e - s), head=head)
+            x[:, s:e] = run_steps(prior, canvas, _counted(prior.steps(canvas, **cond), bar, bar.n - s))
+            if e == total:
+                break
+            s += hop
+    bar.close()
+    return x
+
+
+class MusicGenerator(nn.Module):
+    """A tokenizer and one :class:`~arsound.music.prior.TokenPrior` per level it samples: the highest is the
+    top-level prior, each lower one an upsampler of the level above (``upper_vocab``, ``ratio`` = the hop
+    ratio). Saved and loaded as one model (``arsound.load``)."""
+
+    config_class = MusicGeneratorConfig
+
+    def __init__(self, config: MusicGeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vqvae = VQVAE(config.tokenizer)
+        self.priors = nn.ModuleDict({str(p.level): TokenPrior(p) for p in config.priors})
+        hops, K = self.vqvae.hops, config.tokenizer.quantizer.num_codes
+        levels = self.levels
+        if not levels:
+            raise ValueError("a music hierarchy needs at least one prior")
+        if len(set(levels)) != len(config.priors) or levels != list(range(levels[0], levels[-1] - 1, -1)):
+            raise ValueError(f"priors must cover consecutive tokenizer levels once each, got {levels}")
+        for level in levels:
+            p = self.priors[str(level)].config
+            if not 0 <= level < len(hops) or p.vocab != K:
+                raise ValueError(f"prior of level {level}: the tokenizer has levels 0..{len(hops) - 1} of {K} codes")
+            if level == levels[0]:
+                if p.upper_vocab:
+                    raise ValueError(f"the top prior (level {level}) takes no upper codes")
+            elif p.upper_vocab != K or p.ratio * hops[level] != hops[level + 1]:
+                raise ValueError(f"upsampler of level {level} needs upper_vocab {K} and ratio "
+                                 f"{hops[level + 1] // hops[level]}, got {p.upper_vocab} and {p.ratio}")
+
+    @property
+    def levels(self) -> list[int]:
+        """The levels sampled, top first."""
+        return sorted((int(k) for k in self.priors), reverse=True)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.tokenizer.sample_rate
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def assemble(cls, vqvae: VQVAE, priors, name: str = "") -> "MusicGenerator":
+        """A hierarchy from a trained tokenizer and trained priors (their weights copied)."""
+        priors = list(priors)
+        model = cls(MusicGeneratorConfig(tokenizer=vqvae.config, priors=tuple(p.config for p in priors), name=name))
+        model.vqvae.load_state_dict(vqvae.state_dict())
+        for p in priors:
+            model.priors[str(p.config.level)].load_state_dict(p.state_dict())
+        return model.eval()
+
+    def label_index(self, name: str | int | None) -> Tensor | None:
+        """An instrument name or id -> ``LongTensor[]`` for priors that take one (None otherwise)."""
+        top = self.priors[str(self.levels[0])].config
+        if not top.num_labels:
+            if name is not None:
+                raise ValueError("this hierarchy takes no instrument")
+            return None
+        names = [str(v) for v in top.label_names]
+        if name is None:
+            raise ValueError(f"this hierarchy needs an instrument: one of {names or list(range(top.num_labels))}")
+        if str(name) in names:
+            return torch.tensor(names.index(str(name)))
+        if not str(name).isdigit() or int(name) >= top.num_labels:
+            raise ValueError(f"unknown instrument '{name}'; choose from {names or list(range(top.num_labels))}")
+        return torch.tensor(int(name))
+
+    def tokens(self, samples: int) -> dict[int, int]:
+        """Tokens each level needs for ``samples`` samples: ``ceil(samples / top hop)`` at the top, times the
+        hop ratio below."""
+        hops, top = self.vqvae.hops, self.levels[0]
+        n_top = -(-samples // hops[top])
+        return {level: n_top * hops[top] // hops[level] for level in range(top, -1, -1)}
+
+    @torch.no_grad()
+    def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
+                 codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
+                 temperature=1.0, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
+                 progress: bool = False, on_level: Callable[[int, Tensor, Tensor], None] | None = None) -> Generated:
+        """``n`` clips of ``seconds`` (see the module docstring).
+
+        prompt: a waveform ``Tensor[T]`` at the tokenizer's rate: its codes at every level (whole tokens) are
+            kept exactly and the music continues from them. codes: ``[LongTensor[T_l]]`` per tokenizer level (a
+            codes file's): kept and continued; a level given whole (as long as asked) is not sampled again, so
+            top-level codes alone are upsampled. stop_level: the lowest level to sample (default the lowest
+            prior's); the audio is that level's decoding. temperature, top_k, top_p, hop_fraction: one value, or
+            one per level sampled (top first). on_level(level, codes, audio): called as each level is done, with
+            its codes and their decoding (a preview).
+        """
+        if n < 1:
+            raise ValueError(f"the number of clips must be >= 1, got {n}")
+        if prompt is not None and codes is not None:
+            raise ValueError("give a prompt waveform or codes to continue, not both")
+        sr, hops, levels = self.sample_rate, self.vqvae.hops, self.levels
+        stop = levels[-1] if stop_level is None else stop_level
+        if stop not in levels:
+            raise ValueError(f"stop_level must be one of the sampled levels {levels}, got {stop_level}")
+        run = [lv for lv in levels if lv >= stop]
+        per = {name: _per_level(value, run, name) for name, value in
+               (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction))}
+        for t in per["temperature"].values():
+            if not greedy:
+                check_temperature(t)
+        dev = self.device
+        given = {}
+        if prompt is not None:
+            prompt = torch.as_tensor(prompt, dtype=torch.float32).reshape(-1)
+            whole = len(prompt) // hops[levels[0]] * hops[levels[0]]
+            if whole < 1:
+                raise ValueError(f"the prompt is {len(prompt) / sr:.3f} s, shorter than one top-level token "
+                                 f"({hops[levels[0]] / sr:.3f} s)")
+            if not torch.isfinite(prompt).all():
+                raise ValueError("the prompt holds NaN or Inf samples")
+            chunk, margin = 64 * hops[-1], self.vqvae.encoder_margin()       # bounded memory for any prompt
+            enc = encode_chunked(self.vqvae, blocks_of(prompt[:whole].to(dev), chunk + 2 * margin, chunk), whole,
+                                 chunk, margin)
+            given = {lv: c[:whole // hops[lv]] for lv, c in enumerate(enc)}
+        elif codes is not None:
+            if len(codes) != len(hops):
+                raise ValueError(f"codes: give one sequence per tokenizer level ({len(hops)}), got {len(codes)}")
+            given = {lv: torch.as_tensor(c).long().reshape(-1) for lv, c in enumerate(codes) if len(c)}
+            K = self.config.tokenizer.quantizer.num_codes
+            for lv, c in given.items():
+                if int(c.min()) < 0 or int(c.max()) >= K:
+                    raise ValueError(f"level {lv} codes must lie in [0, {K}), got [{int(c.min())}, {int(c.max())}]")
+        have = max((len(c) * hops[lv] for lv, c in given.items() if lv in run), default=0)
+        if seconds is None:
+            if not have:
+                raise ValueError("say how many seconds to generate")
+            samples = have
+        else:
+            if not seconds > 0:
+                raise ValueError(f"seconds must be > 0, got {seconds}")
+            samples = int(round(seconds * sr))
+        if samples < have:
+            raise ValueError(f"{seconds} s is shorter than the {have / sr:.2f} s given; ask for more")
+        totals = self.tokens(samples)
+        label = self.label_index(instrument)
+        label = None if label is None else label.to(dev).expand(n)
+        generator = torch.Generator().manual_seed(seed)
+        out, spent, upper = {}, {}, None
+        for lv in run:
+            prior = self.priors[str(lv)]
+            known = torch.full((n, totals[lv]), -1, dtype=torch.long, device=dev)
+            if lv in given:
+                c = given[lv][:totals[lv]].to(dev)
+                known[:, :len(c)] = c
+            if (known >= 0).all():                                   # given whole: not sampled again
+                x = known
+            else:
+                t0 = time.perf_counter()
+                x = sample_level(prior, totals[lv], n, known=known, upper=upper,
+                                 label=label if prior.config.num_labels else None,
+                                 hop_fraction=per["hop_fraction"][lv], temperature=per["temperature"][lv],
+                                 top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
+                                 generator=generator, progress=progress, desc=f"level {lv}")
+                spent[lv] = time.perf_counter() - t0
+            out[lv], upper = x, x
+            if on_level is not None or lv == stop:
+                audio = self.decode(x, lv, samples)
+                if on_level is not None:
+                    on_level(lv, x, audio)
+        return Generated(codes=out, audio=audio, level=stop, seconds=spent)
+
+    def codes_file(self, out: Generated, i: int = 0) -> CodesFile:
+        """Clip ``i`` of ``out`` in the package's codes format (``audio/codes.py``): the levels sampled or
+        given, empty arrays for the levels below, named after this generator's tokenizer."""
+        codes = [out.codes[lv][i].cpu() if lv in out.codes else torch.zeros(0, dtype=torch.long)
+                 for lv in range(len(self.vqvae.hops))]
+        return CodesFile(codes=codes, hops=list(self.vqvae.hops), sample_rate=self.sample_rate,
+                         length=out.audio.shape[-1], model=self.config.name, model_sha256=weights_id(self.vqvae),
+                         num_codes=self.config.tokenizer.quantizer.num_codes)
+
+    def check_codes(self, cf: CodesFile, where: str = "codes") -> list[Tensor]:
+        """The codes of ``cf`` if this generator's tokenizer made them (same weights, hops, rate and code
+        count); one-line ``ValueError`` otherwise."""
+        mine = weights_id(self.vqvae)
+        if cf.model_sha256 and cf.model_sha256 != mine:
+            raise ValueError(f"'{where}' was made by tokenizer {cf.model or '?'} (weights {cf.model_sha256}), not by "
+                             f"this generator's {self.config.name or 'tokenizer'} (weights {mine}); encode the "
+                             "audio again with it")
+        if list(cf.hops) != list(self.vqvae.hops) or cf.sample_rate != self.sample_rate or \
+                (cf.num_codes and cf.num_codes != self.config.tokenizer.quantizer.num_codes):
+            raise ValueError(f"'{where}' has hops {list(cf.hops)} at {cf.sample_rate} Hz ({cf.num_codes} codes) but "
+                             f"this generator's tokenizer has {list(self.vqvae.hops)} at {self.sample_rate} Hz "
+                             f"({self.config.tokenizer.quantizer.num_codes} codes)")
+        return cf.codes
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, level: int, samples: int | None = None) -> Tensor:
+        """``codes[n, T_l]`` -> ``Tensor[n, samples]`` with the tokenizer's decoder of ``level`` (in windows)."""
+        ys = [decode_chunked(self.vqvae, c, level)[0] for c in codes]
+        y = torch.stack(ys)
+        return y if samples is None else y[:, :samples]
+
+
+@contextlib.contextmanager
+def _counted(steps, bar, seen: int):
+    """``steps`` with one tick of ``bar`` per step from window position ``seen`` on (tokens/s, time left)."""
+    with steps as step:
+        def counted(s: int, prev):
+            out = step(s, prev)
+            if s >= seen:
+                bar.update(1)
+            return out
+
+        yield counted
+
+
+def _per_level(value, levels: list[int], name: str) -> dict[int, object]:
+    """One value for every level, or a sequence of one per level (top first)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(levels):
+            raise ValueError(f"{name}: give one value or one per level sampled ({len(levels)}: {levels}), "
+                             f"got {len(value)}")
+        return dict(zip(levels, value))
+    return {lv: value for lv in levels}
+
+
+__all__ = ["PRESETS", "Generated", "MusicGeneratorConfig", "MusicGenerator", "sample_level", "window_hop"]

@@ -1,0 +1,256 @@
+"""MusicGenerator: the hierarchical sampler proved with a rule-following "prior" (window stitching, hop
+ratios, conditioning slices, labels, timing, for lengths that fit no window), then with real TokenPriors:
+exact lengths, primed / continued / upsampled modes keeping given codes bit-identical, seeds, previews, the
+codes format, save / load and clear errors."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+import arsound
+from arsound.audio.codes import load_codes, save_codes
+from arsound.audio.vqvae import QuantizerConfig, VQVAE, VQVAEConfig
+from arsound.core.distributions import Categorical
+from arsound.core.model import ARModel
+from arsound.music.generator import MusicGenerator, sample_level, window_hop
+from arsound.music.prior import TokenPrior, TokenPriorConfig
+
+K = 16             # codes per level
+SR = 16000
+HOPS = (4, 16, 64)  # ratio 4 between levels
+CTX = {2: 8, 1: 12, 0: 16}
+
+
+def tokenizer_config() -> VQVAEConfig:
+    return VQVAEConfig(sample_rate=SR, hops=HOPS, stride=4, width=8, depth=1, dilation_growth=3,
+                       quantizer=QuantizerConfig(num_codes=K, dim=8), stft_ffts=(256, 128))
+
+
+def prior_configs(labels=("organ", "piano", "strings")) -> tuple[TokenPriorConfig, ...]:
+    return tuple(TokenPriorConfig(vocab=K, context=CTX[lv], dim=16, layers=3, heads=2, block=4, level=lv,
+                                  num_labels=len(labels), label_names=tuple(labels), timing=True, timing_bins=4,
+                                  upper_vocab=0 if lv == 2 else K, ratio=4, cond_depth=2) for lv in (2, 1, 0))
+
+
+def build(seed: int = 0, labels=("organ", "piano", "strings")) -> MusicGenerator:
+    from arsound.music.generator import MusicGeneratorConfig
+
+    torch.manual_seed(seed)
+    gen = MusicGenerator(MusicGeneratorConfig(tokenizer=tokenizer_config(), priors=prior_configs(labels),
+                                              name="test-tokenizer"))
+    with torch.no_grad():  # livelier than the initialization, so that different draws differ
+        for p in gen.priors.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return gen.eval()
+
+
+# ---- a "prior" that follows a known rule ----------------------------------------------------------------
+def rule(prev: int, pos: int, up: int, label: int) -> int:
+    """The code at absolute position ``pos`` of a level: depends on the code before it, the position, the
+    upper code above it and the instrument, so any slip in stitching, slicing or labels changes the result."""
+    return (prev + 3 * pos + 5 * up + 7 * label + 1) % K
+
+
+class RulePrior(ARModel):
+    """Emits ``rule(...)`` as a certain (one-hot, +60 logit) distribution at every step; records its windows."""
+
+    sample_unit = "token"
+
+    def __init__(self, config: TokenPriorConfig, log: list) -> None:
+        super().__init__(config)
+        self.head = Categorical(config.vocab)
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the module a device
+        self.log = log
+
+    @property
+    def event_shape(self):
+        return (self.config.context,)
+
+    @contextlib.contextmanager
+    def steps(self, canvas, label=None, start=None, total=None, upper=None):
+        s0, ratio = int(start[0]), self.config.ratio
+        self.log.append(dict(level=self.config.level, start=s0, length=canvas.D, total=int(total[0]),
+                             upper=None if upper is None else upper.clone(), label=label.clone()))
+
+        def step(s, prev):
+            prev = torch.zeros(canvas.n, dtype=torch.long) if prev is None else prev
+            up = upper[:, s // ratio] if upper is not None else torch.zeros(canvas.n, dtype=torch.long)
+            code = [rule(int(p), s0 + s, int(u), int(lab)) for p, u, lab in zip(prev, up, label)]
+            return 60.0 * nn.functional.one_hot(torch.tensor(code), K).float()
+
+        yield step
+
+
+def expected_codes(totals: dict, label: int, top_given=None) -> dict:
+    """The codes the rule implies at every level, computed directly (no windows)."""
+    out, upper = {}, None
+    for lv in (2, 1, 0):
+        codes, prev = [], 0
+        for p in range(totals[lv]):
+            if lv == 2 and top_given is not None and p < len(top_given):
+                code = int(top_given[p])
+            else:
+                code = rule(prev, p, 0 if upper is None else upper[p // 4], label)
+            codes.append(code)
+            prev = code
+        out[lv] = torch.tensor(codes)
+        upper = codes
+    return out
+
+
+def with_rules(gen: MusicGenerator) -> list:
+    log = []
+    for lv, prior in list(gen.priors.items()):
+        gen.priors[lv] = RulePrior(prior.config, log)
+    return log
+
+
+@pytest.mark.parametrize("seconds,fraction", [(0.0571, 0.75), (0.1003, 0.5), (0.004, 0.5)])
+def test_windows_stitch_slice_and_condition_exactly(seconds, fraction):
+    gen = build()
+    log = with_rules(gen)
+    samples = round(seconds * SR)
+    out = gen.generate(seconds, n=2, instrument="piano", hop_fraction=fraction, seed=0)
+    totals = gen.tokens(samples)
+    assert totals[2] == -(-samples // 64) and totals[1] == 4 * totals[2] and totals[0] == 16 * totals[2]
+    want = expected_codes(totals, label=1)
+    for lv in (2, 1, 0):
+        assert out.codes[lv].shape == (2, totals[lv])
+        assert torch.equal(out.codes[lv][0], want[lv]) and torch.equal(out.codes[lv][1], want[lv]), lv
+        # windows: start 0, slide by the hop (a multiple of the ratio), the last one ends at the total
+        windows = [w for w in log if w["level"] == lv]
+        hop = window_hop(CTX[lv], fraction, 1 if lv == 2 else 4)
+        assert [w["start"] for w in windows] == list(range(0, len(windows) * hop, hop))
+        assert windows[-1]["start"] + windows[-1]["length"] == totals[lv]
+        assert all(w["length"] == min(CTX[lv], totals[lv] - w["start"]) for w in windows)
+        assert all(w["total"] == totals[lv] and (w["label"] == 1).all() for w in windows)
+        for w in windows:  # the upper codes handed over are exactly those above the window
+            if lv < 2:
+                above = out.codes[lv + 1][:, w["start"] // 4:-(-(w["start"] + w["length"]) // 4)]
+                assert torch.equal(w["upper"], above)
+    assert out.audio.shape == (2, samples) and out.level == 0
+
+
+def test_upsampling_given_top_codes_follows_them():
+    gen = build()
+    with_rules(gen)
+    top = torch.randint(0, K, (9,), generator=torch.Generator().manual_seed(3))
+    out = gen.generate(n=1, codes=[[], [], top], instrument="organ", hop_fraction=0.5)
+    want = expected_codes({2: 9, 1: 36, 0: 144}, label=0, top_given=top)
+    for lv in (2, 1, 0):
+        assert torch.equal(out.codes[lv][0], want[lv]), lv
+    assert out.audio.shape == (1, 9 * 64)
+
+
+def test_continuing_keeps_the_given_start_and_follows_on():
+    gen = build()
+    with_rules(gen)
+    head = torch.randint(0, K, (5,), generator=torch.Generator().manual_seed(4))
+    out = gen.generate(13 * 64 / SR, codes=[[], [], head], instrument="strings", hop_fraction=0.5)
+    want = expected_codes({2: 13, 1: 52, 0: 208}, label=2, top_given=head)
+    assert torch.equal(out.codes[2][0, :5], head) and torch.equal(out.codes[2][0], want[2])
+    assert torch.equal(out.codes[0][0], want[0])
+
+
+def test_sample_level_checks_its_upper_codes():
+    gen = build()
+    with pytest.raises(ValueError, match="upper codes"):
+        sample_level(gen.priors["1"], 20, 1, upper=torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="hop_fraction"):
+        window_hop(16, 1.5)
+
+
+# ---- real priors ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gen():
+    return build()
+
+
+def test_length_seed_batch_and_per_level_settings(gen):
+    a = gen.generate(0.0437, n=3, seed=5, instrument="organ", temperature=(1.0, 0.9, 0.8), top_k=(None, 8, 8))
+    b = gen.generate(0.0437, n=3, seed=5, instrument="organ", temperature=(1.0, 0.9, 0.8), top_k=(None, 8, 8))
+    c = gen.generate(0.0437, n=3, seed=6, instrument="organ", temperature=(1.0, 0.9, 0.8), top_k=(None, 8, 8))
+    assert a.audio.shape == (3, round(0.0437 * SR))
+    assert torch.equal(a.audio, b.audio) and all(torch.equal(a.codes[lv], b.codes[lv]) for lv in (2, 1, 0))
+    assert not torch.equal(a.codes[0], c.codes[0])
+    assert len({tuple(r.tolist()) for r in a.codes[0]}) == 3  # three different clips in one batch
+    with pytest.raises(ValueError, match="one per level"):
+        gen.generate(0.05, instrument="organ", temperature=(1.0, 0.9))
+
+
+def test_primed_mode_keeps_the_prompt_codes_bit_identical(gen):
+    noise = torch.randn(300, generator=torch.Generator().manual_seed(0))
+    prompt = 0.3 * torch.sin(torch.arange(300) * 0.07) + 0.05 * noise
+    out = gen.generate(0.06, n=2, prompt=prompt, seed=1, instrument="piano")
+    enc = gen.vqvae.encode(prompt[None, :256])  # whole top tokens only: 256 of 300 samples
+    for lv, hop in enumerate(HOPS):
+        kept = 256 // hop
+        assert torch.equal(out.codes[lv][:, :kept], enc[lv].expand(2, -1)), lv
+    assert not torch.equal(out.codes[2][0, 4:], out.codes[2][1, 4:])  # continued differently per clip
+    with pytest.raises(ValueError, match="shorter than one top-level token"):
+        gen.generate(0.06, prompt=prompt[:63], instrument="piano")
+    with pytest.raises(ValueError, match="shorter than the"):
+        gen.generate(0.01, prompt=prompt, instrument="piano")
+
+
+def test_previews_and_stop_level(gen):
+    seen = []
+    out = gen.generate(0.05, n=2, seed=2, instrument="organ", stop_level=1,
+                       on_level=lambda lv, codes, audio: seen.append((lv, codes.shape, audio.shape)))
+    samples = round(0.05 * SR)
+    assert seen == [(2, (2, 13), (2, samples)), (1, (2, 52), (2, samples))]
+    assert out.level == 1 and set(out.codes) == {2, 1} and out.audio.shape == (2, samples)
+    # the top level alone, then upsampled from its codes: the top is kept exactly
+    cf = gen.codes_file(out, 1)
+    assert [len(c) for c in cf.codes] == [0, 52, 13]
+    up = gen.generate(codes=gen.check_codes(cf), seed=3, instrument="organ")
+    assert torch.equal(up.codes[2][0], out.codes[2][1]) and torch.equal(up.codes[1][0], out.codes[1][1])
+    assert up.codes[0].shape == (1, 208)
+
+
+def test_codes_round_trip_and_foreign_codes_refused(gen, tmp_path):
+    out = gen.generate(0.03, n=1, seed=0, instrument="organ")
+    path = save_codes(tmp_path / "c.npz", gen.codes_file(out))
+    cf = load_codes(path)
+    assert [torch.equal(a, out.codes[lv][0]) for lv, a in enumerate(cf.codes)] == [True] * 3
+    assert cf.length == out.audio.shape[-1] and cf.model == "test-tokenizer"
+    other = build(seed=1)
+    with pytest.raises(ValueError, match="not by this generator"):
+        other.check_codes(cf, "c.npz")
+
+
+def test_errors_are_clear(gen):
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        gen.generate(0, instrument="organ")
+    with pytest.raises(ValueError, match="unknown instrument 'banjo'"):
+        gen.generate(0.05, instrument="banjo")
+    with pytest.raises(ValueError, match="needs an instrument"):
+        gen.generate(0.05)
+    with pytest.raises(ValueError, match="stop_level"):
+        gen.generate(0.05, instrument="organ", stop_level=5)
+    with pytest.raises(ValueError, match="NaN"):
+        gen.generate(0.05, prompt=torch.full((128,), float("nan")), instrument="organ")
+    with pytest.raises(ValueError, match="codes must lie in"):
+        gen.generate(0.05, codes=[[], [], [99]], instrument="organ")
+    with pytest.raises(ValueError, match="consecutive"):
+        MusicGenerator(type(gen.config)(tokenizer=tokenizer_config(), priors=prior_configs()[::2]))
+
+
+def test_save_load_generates_the_same(gen, tmp_path):
+    arsound.save_pretrained(gen, tmp_path / "music")
+    again = arsound.load(tmp_path / "music")
+    assert isinstance(again, MusicGenerator) and again.levels == [2, 1, 0]
+    a = gen.generate(0.02, seed=9, instrument="strings")
+    b = again.generate(0.02, seed=9, instrument="strings")
+    assert torch.equal(a.audio, b.audio)
+
+
+def test_assemble_copies_trained_parts():
+    vq = VQVAE(tokenizer_config())
+    priors = [TokenPrior(c) for c in prior_configs()]
+    gen = MusicGenerator.assemble(vq, priors, name="x")
+    assert torch.equal(gen.priors["1"].tok_emb.weight, priors[1].tok_emb.weight)
+    assert torch.equal(gen.vqvae.quantizers[0].codebook, vq.quantizers[0].codebook)
