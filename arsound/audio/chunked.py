@@ -99,21 +99,21 @@ class DecodeStats:
 
 
 @torch.no_grad()
-def decode_chunked(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, margin: int | None = None,
-                   crossfade: int | None = None, progress: bool = False) -> tuple[Tensor, DecodeStats]:
-    """Waveform ``Tensor[T_l * hop]`` of ``codes : LongTensor[T_l]`` at ``level``, decoded in windows of
-    ``chunk`` codes with ``margin`` codes of context on each side (default the decoder's receptive field)
-    and a linear crossfade of ``crossfade`` samples (default ``hop``; at most ``2 margin hop`` and one
-    window) centred on each seam. Memory: one window of activations plus the output."""
+def decode_pieces(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, margin: int | None = None,
+                  crossfade: int | None = None, progress: bool = False) -> Iterator[Tensor]:
+    """The waveform of ``codes : LongTensor[T_l]`` at ``level`` as consecutive pieces ``Tensor[t_i]`` (summing to
+    ``T_l * hop``), each final when yielded: windows of ``chunk`` codes with ``margin`` codes of context on each
+    side (default the decoder's receptive field) and a linear crossfade of ``crossfade`` samples (default
+    ``hop``; at most ``2 margin hop`` and one window) centred on each seam, whose second half waits for the
+    next window. Memory: one window of activations, whatever the length."""
     hop = model.hops[level]
     margin = model.decoder_margin(level) if margin is None else margin
     X = hop if crossfade is None else crossfade
     X = min(X, 2 * margin * hop, chunk * hop)
     X -= X % 2
     n = codes.shape[-1]
-    T = n * hop
-    out = torch.zeros(T)
-    seams, windows = [], math.ceil(n / chunk)
+    windows = math.ceil(n / chunk)
+    pending = torch.zeros(0)                                             # the crossfade waiting for the next window
     for i in tqdm(range(windows), desc="decode", unit="chunk", disable=not progress, dynamic_ncols=True):
         c0, c1 = i * chunk, min(n, (i + 1) * chunk)
         lo, hi = max(0, c0 - margin), min(n, c1 + margin)
@@ -121,16 +121,27 @@ def decode_chunked(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, ma
         a = c0 * hop - (X // 2 if i > 0 else 0)
         b = c1 * hop + (X // 2 if i < windows - 1 else 0)
         w = torch.ones(b - a)
-        if i > 0:
-            seams.append(c0 * hop)
         if i > 0 and X:
             w[:X] = (torch.arange(X) + 0.5) / X
         if i < windows - 1 and X:
             w[-X:] = 1 - (torch.arange(X) + 0.5) / X
-        out[a:b] += w * y[a - lo * hop:b - lo * hop]
+        piece = w * y[a - lo * hop:b - lo * hop]                          # samples [a, b)
+        piece[:len(pending)] += pending
+        cut = len(piece) - (X if i < windows - 1 else 0)
+        pending = piece[cut:]
         del y
         _trim_heap()
-    return out, DecodeStats(seams=seams)
+        yield piece[:cut]
+
+
+@torch.no_grad()
+def decode_chunked(model: VQVAE, codes: Tensor, level: int, chunk: int = 512, margin: int | None = None,
+                   crossfade: int | None = None, progress: bool = False) -> tuple[Tensor, DecodeStats]:
+    """Waveform ``Tensor[T_l * hop]`` of ``codes : LongTensor[T_l]`` at ``level``: :func:`decode_pieces` joined,
+    and the seams (window boundaries, in samples). Memory: one window of activations plus the output."""
+    hop, n = model.hops[level], codes.shape[-1]
+    out = torch.cat(list(decode_pieces(model, codes, level, chunk, margin, crossfade, progress)))
+    return out, DecodeStats(seams=[i * chunk * hop for i in range(1, math.ceil(n / chunk))])
 
 
 def seam_jump(y: Tensor, seams: list[int]) -> float:
@@ -162,4 +173,4 @@ def encode_file(model: VQVAE, path, chunk_seconds: float = 10.0, progress: bool 
     return encode_chunked(model, blocks, length, chunk, margin, progress=progress), length
 
 
-__all__ = ["DecodeStats", "blocks_of", "decode_chunked", "encode_chunked", "encode_file", "seam_jump"]
+__all__ = ["DecodeStats", "blocks_of", "decode_chunked", "decode_pieces", "encode_chunked", "encode_file", "seam_jump"]

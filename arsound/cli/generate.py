@@ -77,7 +77,7 @@ def cmd_generate(args, extra: list[str]) -> int:
     check_args(args)
     out = output_folder(args.out)
     from ..audio.codes import load_codes, save_codes
-    from ..audio.io import load_audio, save_audio
+    from ..audio.io import load_audio, save_audio_stream
     from ..core.checkpoint import CheckpointError, load, resolve
     from ..core.files import write_json
     from ..music.generator import MusicGenerator
@@ -107,9 +107,12 @@ def cmd_generate(args, extra: list[str]) -> int:
 
     def preview(level: int, level_codes, audio) -> None:
         if args.every_level:
-            for i, y in enumerate(audio):
-                save_audio(out / f"sample_{i}_level{level}.wav", y, sr)
-            print(f"level {level}: wrote {len(audio)} preview(s) sample_*_level{level}.wav", flush=True)
+            save_audio_stream([out / f"sample_{i}_level{level}.wav" for i in range(args.n)],
+                              gen.decode_stream(level_codes, level, samples_of(level_codes, level)), sr)
+            print(f"level {level}: wrote {args.n} preview(s) sample_*_level{level}.wav", flush=True)
+
+    def samples_of(codes, level: int) -> int:
+        return samples or codes.shape[-1] * gen.vqvae.hops[level]
 
     settings = dict(model=str(args.model), seconds=args.seconds, n=args.n, seed=args.seed, prompt=args.prompt,
                     prompt_seconds=args.prompt_seconds, codes=args.codes, levels=stop, instrument=args.instrument,
@@ -119,12 +122,12 @@ def cmd_generate(args, extra: list[str]) -> int:
     result = gen.generate(args.seconds, args.n, seed=args.seed, prompt=prompt, codes=codes, stop_level=stop,
                           instrument=args.instrument, temperature=settings["temperature"], top_k=settings["top_k"],
                           top_p=settings["top_p"], hop_fraction=settings["hop_fraction"], progress=True,
-                          on_level=preview)
+                          decode=False, on_level=preview)
+    length = result.samples                                              # audio streams to disk, window by window
+    save_audio_stream(paths, gen.decode_stream(result.codes[stop], stop, length), sr)
     wall = time.perf_counter() - t0
-    length = result.audio.shape[-1]
-    for i, y in enumerate(result.audio):
-        save_audio(paths[i], y, sr)
-        save_codes(paths[i].with_suffix(".npz"), gen.codes_file(result, i))
+    for i, p in enumerate(paths):
+        save_codes(p.with_suffix(".npz"), gen.codes_file(result, i))
     tokens = {lv: int(c.shape[-1]) for lv, c in result.codes.items()}
     settings.update(arsound_version=__version__, sample_rate=sr, samples=length, tokens_per_clip=tokens,
                     level_seconds={lv: round(s, 3) for lv, s in result.seconds.items()},

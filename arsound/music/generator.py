@@ -22,13 +22,13 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..audio.chunked import blocks_of, decode_chunked, encode_chunked
+from ..audio.chunked import blocks_of, decode_pieces, encode_chunked
 from ..audio.codes import CodesFile
 from ..audio.vqvae import VQVAE, VQVAEConfig
 from ..core.checkpoint import weights_id
@@ -70,8 +70,9 @@ class MusicGeneratorConfig:
 class Generated:
     """What :meth:`MusicGenerator.generate` returns."""
     codes: dict[int, Tensor]                     # level -> LongTensor[n, T_l], every level sampled (or given)
-    audio: Tensor                                # Tensor[n, S] decoded from ``level``
-    level: int                                   # the level the audio was decoded from
+    audio: Tensor | None                         # Tensor[n, S] decoded from ``level`` (None: decode=False)
+    level: int                                   # the level the audio is (to be) decoded from
+    samples: int = 0                             # S, the length asked for
     seconds: dict[int, float] = field(default_factory=dict)  # compute time per level sampled
 
 
@@ -205,7 +206,8 @@ class MusicGenerator(nn.Module):
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
                  temperature=1.0, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
-                 progress: bool = False, on_level: Callable[[int, Tensor, Tensor], None] | None = None) -> Generated:
+                 progress: bool = False, decode: bool = True,
+                 on_level: Callable[[int, Tensor, Tensor | None], None] | None = None) -> Generated:
         """``n`` clips of ``seconds`` (see the module docstring).
 
         prompt: a waveform ``Tensor[T]`` at the tokenizer's rate: its codes at every level (whole tokens) are
@@ -213,8 +215,9 @@ class MusicGenerator(nn.Module):
             codes file's): kept and continued; a level given whole (as long as asked) is not sampled again, so
             top-level codes alone are upsampled. stop_level: the lowest level to sample (default the lowest
             prior's); the audio is that level's decoding. temperature, top_k, top_p, hop_fraction: one value, or
-            one per level sampled (top first). on_level(level, codes, audio): called as each level is done, with
-            its codes and their decoding (a preview).
+            one per level sampled (top first). decode=False: no decoding here (``audio`` None; stream it with
+            :meth:`decode_stream`, as ``arsound generate`` does). on_level(level, codes, audio): called as each
+            level is done, with its codes and their decoding (None with decode=False), e.g. to play a preview.
         """
         if n < 1:
             raise ValueError(f"the number of clips must be >= 1, got {n}")
@@ -285,11 +288,10 @@ class MusicGenerator(nn.Module):
                                  generator=generator, progress=progress, desc=f"level {lv}")
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
-            if on_level is not None or lv == stop:
-                audio = self.decode(x, lv, samples)
-                if on_level is not None:
-                    on_level(lv, x, audio)
-        return Generated(codes=out, audio=audio, level=stop, seconds=spent)
+            audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
+            if on_level is not None:
+                on_level(lv, x, audio)
+        return Generated(codes=out, audio=audio, level=stop, seconds=spent, samples=samples)
 
     def codes_file(self, out: Generated, i: int = 0) -> CodesFile:
         """Clip ``i`` of ``out`` in the package's codes format (``audio/codes.py``): the levels sampled or
@@ -297,7 +299,7 @@ class MusicGenerator(nn.Module):
         codes = [out.codes[lv][i].cpu() if lv in out.codes else torch.zeros(0, dtype=torch.long)
                  for lv in range(len(self.vqvae.hops))]
         return CodesFile(codes=codes, hops=list(self.vqvae.hops), sample_rate=self.sample_rate,
-                         length=out.audio.shape[-1], model=self.config.name, model_sha256=weights_id(self.vqvae),
+                         length=out.samples, model=self.config.name, model_sha256=weights_id(self.vqvae),
                          num_codes=self.config.tokenizer.quantizer.num_codes)
 
     def check_codes(self, cf: CodesFile, where: str = "codes") -> list[Tensor]:
@@ -318,9 +320,19 @@ class MusicGenerator(nn.Module):
     @torch.no_grad()
     def decode(self, codes: Tensor, level: int, samples: int | None = None) -> Tensor:
         """``codes[n, T_l]`` -> ``Tensor[n, samples]`` with the tokenizer's decoder of ``level`` (in windows)."""
-        ys = [decode_chunked(self.vqvae, c, level)[0] for c in codes]
-        y = torch.stack(ys)
-        return y if samples is None else y[:, :samples]
+        return torch.cat(list(self.decode_stream(codes, level, samples)), dim=1)
+
+    @torch.no_grad()
+    def decode_stream(self, codes: Tensor, level: int, samples: int | None = None,
+                      chunk: int = 512) -> Iterator[Tensor]:
+        """:meth:`decode` as consecutive pieces ``Tensor[n, t_i]`` (``chunk`` codes a window), cut at ``samples``:
+        any length costs one window of memory besides the codes (``io.save_audio_stream`` writes them)."""
+        left = codes.shape[-1] * self.vqvae.hops[level] if samples is None else samples
+        for rows in zip(*(decode_pieces(self.vqvae, c, level, chunk) for c in codes)):
+            piece = torch.stack(rows)[:, :left]
+            left -= piece.shape[1]
+            if piece.shape[1]:
+                yield piece
 
 
 @contextlib.contextmanager

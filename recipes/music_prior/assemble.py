@@ -1,0 +1,71 @@
+"""Join trained priors (one per level, from ``arsound train music_prior``) and their tokenizer into one
+``MusicGenerator`` folder that ``arsound.load`` / ``arsound generate`` take.
+
+    python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model runs/music_bottom/model \\
+        -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales]
+
+Every prior must have been trained on this tokenizer's codes (its card names the weights); the levels must be
+consecutive from the top. The card gathers each prior's card entries and test figures (``results.json`` beside
+its model folder, when there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the recipe folder importable as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from arsound.core.checkpoint import hardware, load, resolve, save_pretrained, weights_id  # noqa: E402
+from arsound.music.generator import MusicGenerator  # noqa: E402
+from arsound.music.prior import TokenPrior  # noqa: E402
+
+
+def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGenerator, dict]:
+    vq = load(tokenizer)
+    wid = weights_id(vq)
+    models, card = [], {"tokenizer": f"{name or tokenizer} (weights {wid})", "hardware": hardware()}
+    for spec in priors:
+        folder = resolve(spec)
+        prior = load(folder)
+        if not isinstance(prior, TokenPrior):
+            raise ValueError(f"{folder} holds a {type(prior).__name__}, not a TokenPrior")
+        readme = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
+        if wid not in readme:
+            raise ValueError(f"{folder}: its card does not name tokenizer weights {wid}; was it trained on "
+                             f"another tokenizer's codes?")
+        results = folder.parent / "results.json"
+        if results.is_file():
+            r = json.loads(results.read_text())
+            shuffled = (f", with another piece's upper codes {r['shuffled_upper_bits']:.3f}"
+                        if "shuffled_upper_bits" in r else "")
+            line = (f"{r['bits_per_token']:.3f} bits/token on {r['test_windows']} test windows (bigram "
+                    f"{r['bigram_bits']:.3f}, unigram {r['unigram_bits']:.3f}{shuffled}); {r['params']:,} parameters, "
+                    f"{r['steps']} steps, {r['train_s'] / 60:.0f} min")
+            card[f"level {prior.config.level} prior"] = line
+        models.append(prior)
+    gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer))
+    return gen, card
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("priors", nargs="+", help="prior folders, one per level (any order)")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--tokenizer", default="vqvae-chorales")
+    p.add_argument("--name", default="", help="the tokenizer's name in codes files (default --tokenizer)")
+    p.add_argument("--card", default="", help="a JSON file of extra card entries (e.g. the music evaluation)")
+    args = p.parse_args(argv)
+    gen, card = assemble(args.priors, args.tokenizer, args.name)
+    if args.card:
+        card.update(json.loads(Path(args.card).read_text()))
+    card["usage"] = "arsound generate --model THIS_FOLDER --seconds 10 --seed 0 --instrument organ -o clips/"
+    folder = save_pretrained(gen, args.out, card=card)
+    print(f"wrote {folder}: levels {gen.levels}, {gen.num_parameters():,} parameters")
+    return folder
+
+
+if __name__ == "__main__":
+    main()

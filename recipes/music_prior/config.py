@@ -1,0 +1,83 @@
+"""Music priors over the chorale tokens, Jukebox style: one run trains one level's :class:`TokenPrior`; the
+presets name the three levels of the ``vqvae-chorales`` tokenizer (``top``: level 2, hop 128, 125 tokens/s,
+with instrument and timing; ``middle``: level 1, hop 32, conditioned on level 2; ``bottom``: level 0, hop 8,
+conditioned on level 1), and ``assemble.py`` joins the three with the tokenizer into the ``MusicGenerator``
+that ``arsound generate`` loads.
+
+    arsound train music_prior --preset top --out runs/music_top          # encodes the splits once, then trains
+    arsound train music_prior --preset middle --out runs/music_middle
+    arsound train music_prior --preset bottom --out runs/music_bottom
+    python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model \\
+        runs/music_bottom/model -o checkpoints/music-chorales
+    arsound train music_prior --debug --data.tokenizer=DIR --data.root=DIR     # seconds, for the tests
+
+Sizes (chosen to train on a 2-core CPU in about an hour per level, two levels at a time): 6 layers of width
+128 (1.3M parameters per prior), context 512 tokens (4.1 s at the top, 1 s in the middle, 0.26 s at the
+bottom), batch 16, row / column / prev_row attention over blocks of 32 tokens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from arsound.core.train import TrainConfig
+from arsound.music.prior import TokenPriorConfig
+
+
+@dataclass
+class TokenData:
+    name: str = "chorales"
+    root: str = "data_cache"               # prepared audio (arsound data prepare)
+    tokenizer: str = "vqvae-chorales"      # name or folder of the VQ-VAE whose codes the prior models
+    tokens: str = "data_cache/tokens"      # token sets go to {tokens}/{name}-{tokenizer weights}/{split}
+    label: str = "instrument"              # the label the priors may take
+
+
+@dataclass
+class PriorEval:
+    windows: int = 0                       # test windows for the final bits/token (0: every window)
+    bigram_k: tuple[float, ...] = (0.01, 0.1, 0.5, 1.0)  # add-k smoothing, the best on valid is used
+
+
+@dataclass
+class Config:
+    level: int = 2
+    labels: bool = True                    # condition on the instrument
+    prior: TokenPriorConfig = field(default_factory=lambda: TokenPriorConfig(
+        context=512, dim=128, layers=6, heads=4, block=32, dropout=0.1, timing=True, timing_bins=32))
+    data: TokenData = field(default_factory=TokenData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2000, batch_size=16, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0, eval_every=250,
+        eval_batches=16, ckpt_every=50, ema_decay=0.999, log_every=25, amp="off", out_dir="runs/music_prior"))
+    eval: PriorEval = field(default_factory=PriorEval)
+
+    @classmethod
+    def top(cls) -> "Config":
+        cfg = cls(level=2, labels=True)
+        cfg.train.out_dir = "runs/music_top"
+        return cfg
+
+    @classmethod
+    def middle(cls) -> "Config":
+        cfg = cls(level=1, labels=False)
+        cfg.train.out_dir = "runs/music_middle"
+        return cfg
+
+    @classmethod
+    def bottom(cls) -> "Config":
+        cfg = cls(level=0, labels=False)
+        cfg.train.out_dir = "runs/music_bottom"
+        return cfg
+
+    @classmethod
+    def debug(cls, preset: str = "top") -> "Config":
+        level = {"top": 1, "middle": 0, "bottom": 0}.get(preset, 1)      # the debug tokenizer has levels 0 and 1
+        cfg = cls(level=level, labels=level == 1,
+                  prior=TokenPriorConfig(context=16, dim=16, layers=3, heads=2, block=4, timing=True, timing_bins=4,
+                                         cond_depth=2),
+                  eval=PriorEval(windows=4, bigram_k=(0.1, 1.0)))
+        cfg.train = TrainConfig(steps=1, batch_size=2, lr=1e-3, eval_every=1, eval_batches=1, ckpt_every=1,
+                                ema_decay=0.0, amp="off", out_dir="runs/music_prior_debug", progress=False)
+        return cfg
+
+
+PRESETS = {"top": Config.top, "middle": Config.middle, "bottom": Config.bottom}

@@ -1,0 +1,183 @@
+"""The music, measured: generated clips against held-out real chorales, with anchors measured the same way.
+
+    python recipes/music_prior/evaluate.py --model music-chorales [--clips 32] [--seconds 10] [--out runs/music_eval]
+
+Sets (``--clips`` clips of ``--seconds`` each, 16 kHz): ``real test`` (the middle of every test file, the
+reference), ``real train`` (the floor: real music that is not the reference), ``VQ-VAE test`` (the test clips
+encoded and decoded at level 0: the best the tokenizer allows), ``generated`` (the hierarchy from nothing,
+the instruments in turn, one seed per batch), ``bigram`` (level-0 tokens from an add-k bigram fitted on the
+training tokens, decoded at level 0) and ``noise`` (white, at the real clips' RMS).
+
+Figures, none from a pretrained network (``audio/music_metrics.py``): the Frechet distance between Gaussians
+of log-mel frames (64 bands) of each set and of ``real test``; the total-variation distance between their
+mean chroma histograms; the mean key clarity (best Krumhansl-Kessler correlation); and instrument accuracy:
+a logistic regression on clip log-mel statistics, trained on real training clips, scored on real test clips
+and on generated clips against the instrument they were asked for. Writes ``results.json``, ``table.md``,
+``spectrograms.png`` and example WAVs (5 s) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from arsound.audio.io import save_audio  # noqa: E402
+from arsound.audio.music_metrics import (chroma_histogram, frechet_distance, histogram_distance,  # noqa: E402
+                                         key_clarity, logmel_frames)
+from arsound.core.checkpoint import hardware, load, weights_id  # noqa: E402
+from arsound.core.files import write_json, write_text  # noqa: E402
+from arsound.data.audio import AudioDataset  # noqa: E402
+from arsound.data.clips import heldout_files  # noqa: E402
+from arsound.music.generator import MusicGenerator  # noqa: E402
+from arsound.music.ngram import Bigram  # noqa: E402
+from arsound.music.tokens import TokenSet  # noqa: E402
+
+
+def clip_features(wav: np.ndarray, sr: int) -> np.ndarray:
+    """Mean and standard deviation of each log-mel band: the instrument classifier's input ``[128]``."""
+    f = logmel_frames(wav, sr)
+    return np.concatenate([f.mean(0), f.std(0)])
+
+
+def instrument_classifier(ds: AudioDataset, seconds: float):
+    """A logistic regression on :func:`clip_features` of the middle ``seconds`` of every file of ``ds``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    wavs, _ = heldout_files(ds, seconds)
+    X = np.stack([clip_features(w.numpy(), ds.sample_rate) for w in wavs])
+    y = np.array([e["labels"]["instrument"] for e in ds.items])
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+
+
+def set_figures(wavs: list[np.ndarray], sr: int, ref_frames: np.ndarray, ref_chroma: np.ndarray) -> dict:
+    frames = np.concatenate([logmel_frames(w, sr) for w in wavs])
+    chroma = [chroma_histogram(w, sr) for w in wavs]
+    return {"frechet": frechet_distance(frames, ref_frames),
+            "chroma_tv": histogram_distance(np.mean(chroma, 0), ref_chroma),
+            "key_clarity": float(np.mean([key_clarity(c)[0] for c in chroma]))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="music-chorales")
+    p.add_argument("--clips", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--root", default="data_cache")
+    p.add_argument("--tokens", default="data_cache/tokens")
+    p.add_argument("--name", default="chorales")
+    p.add_argument("--temperature", type=float, nargs="+", default=[1.0])
+    p.add_argument("--out", default="runs/music_eval")
+    args = p.parse_args(argv)
+    gen = load(args.model)
+    if not isinstance(gen, MusicGenerator):
+        raise SystemExit(f"{args.model} is not a MusicGenerator")
+    sr, out = gen.sample_rate, Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    test, train = (AudioDataset(args.name, s, root=args.root) for s in ("test", "train"))
+    real_wavs, real_ids = heldout_files(test, args.seconds, args.clips)
+    real = [w.numpy() for w in real_wavs]
+    instrument_of = {e["id"]: e["labels"]["instrument"] for e in test.items}
+    floor = [w.numpy() for w in heldout_files(train, args.seconds, args.clips)[0]]
+    with torch.no_grad():
+        recon = [gen.decode(gen.vqvae.encode(torch.from_numpy(w)[None])[0], 0, len(w))[0].numpy() for w in real]
+    # bigram level-0 tokens, fitted on the training token set of this tokenizer
+    tok = TokenSet(Path(args.tokens) / f"{args.name}-{weights_id(gen.vqvae)}" / "train", weights=weights_id(gen.vqvae))
+    bigram = Bigram.fit([tok.codes(i)[0] for i in range(len(tok))], gen.config.tokenizer.quantizer.num_codes, 0.1)
+    samples = int(args.seconds * sr)
+    codes = bigram.sample(args.clips, samples // gen.vqvae.hops[0], generator=torch.Generator().manual_seed(0))
+    bigram_wavs = [y.numpy() for y in gen.decode(codes, 0, samples)]
+    rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
+    noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
+    # generated: the instruments in turn, one batch per seed
+    names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
+    generated, asked, gen_s = [], [], 0.0
+    temperature = args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)
+    for b in range(0, args.clips, args.batch):
+        n = min(args.batch, args.clips - b)
+        inst = names[(b // args.batch) % len(names)]
+        t1 = time.perf_counter()
+        res = gen.generate(args.seconds, n, seed=b, instrument=inst, temperature=temperature, progress=True)
+        gen_s += time.perf_counter() - t1
+        generated += [y.numpy() for y in res.audio]
+        asked += [inst] * n
+    ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
+    ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
+    sets = {"real test": real, "real train": floor, "VQ-VAE test (level 0)": recon, "generated": generated,
+            "bigram tokens (level 0)": bigram_wavs, "noise": noise}
+    rows = {name: set_figures(w, sr, ref_frames, ref_chroma) for name, w in sets.items()}
+    clf = instrument_classifier(train, args.seconds)
+    acc_real = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in real])) ==
+                             np.array([instrument_of[i] for i in real_ids])))
+    acc_gen = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in generated])) == np.array(asked))) \
+        if names != [None] else float("nan")
+    result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "hardware": hardware(),
+              "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
+              "sets": rows, "instrument_accuracy": {"real test": acc_real, "generated": acc_gen},
+              "wall_s": round(time.perf_counter() - t0, 1)}
+    ref = rows["real test"]
+    lines = ["| set | Frechet log-mel | chroma distance | key clarity |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | {r['key_clarity']:.3f} |"
+              for name, r in rows.items()]
+    g, bg, vq = rows["generated"], rows["bigram tokens (level 0)"], rows["VQ-VAE test (level 0)"]
+    targets = [("Frechet: generated at least 2x closer than bigram", bg["frechet"] / max(g["frechet"], 1e-9), ">= 2"),
+               ("Frechet: generated within 2x of VQ-VAE reconstructions", g["frechet"] / max(vq["frechet"], 1e-9),
+                "<= 2"),
+               ("key clarity: generated within 10% of real", g["key_clarity"] / ref["key_clarity"], "0.9 - 1.1"),
+               ("instrument accuracy: generated / real", acc_gen / max(acc_real, 1e-9), ">= 0.5")]
+    lines += ["", f"Instrument accuracy (logistic regression on real training clips): real test {acc_real:.2f}, "
+                  f"generated {acc_gen:.2f}.", "", "| target | measured | wanted |", "|---|---:|---|"]
+    lines += [f"| {t} | {v:.2f} | {w} |" for t, v, w in targets]
+    result["targets"] = {t: v for t, v, _ in targets}
+    table = "\n".join(lines) + "\n"
+    write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s; {hardware()}; generation "
+                                 f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
+    write_json(out / "results.json", result)
+    examples(out, sr, generated, asked, real)
+    shown = ("real test", "generated", "VQ-VAE test (level 0)", "bigram tokens (level 0)")
+    spectrograms(out / "spectrograms.png", sr, {k: sets[k][0] for k in shown})
+    print(table, flush=True)
+    return result
+
+
+def examples(out: Path, sr: int, generated, asked, real, seconds: float = 5.0) -> None:
+    """Four short generated WAVs (one per instrument where there are four) and one real clip beside them."""
+    seen, k = set(), int(seconds * sr)
+    for w, inst in zip(generated, asked):
+        if inst not in seen and len(seen) < 4:
+            seen.add(inst)
+            save_audio(out / "examples" / f"generated_{inst or len(seen)}.wav", w[:k], sr)
+    save_audio(out / "examples" / "real_test.wav", real[0][:k], sr)
+
+
+def spectrograms(path: Path, sr: int, clips: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 2.2 * len(clips)), sharex=True)
+    for ax, (name, w) in zip(axes, clips.items()):
+        f = logmel_frames(w[:5 * sr], sr)
+        ax.imshow(f.T, origin="lower", aspect="auto", cmap="magma", extent=(0, len(f) * 256 / sr, 0, f.shape[1]))
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("mel band")
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

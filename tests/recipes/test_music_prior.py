@@ -1,0 +1,74 @@
+"""``recipes/music_prior``: one training step of the debug top prior and of an upsampler on synthetic
+chorales tokenized by the debug VQ-VAE, with the test bits per token beside the count baselines (and the
+shuffled-condition figure for the upsampler), and the tokens encoded once."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from arsound.cli.train import load_recipe
+from arsound.core.checkpoint import load
+from arsound.core.config import apply_overrides
+from arsound.music.generator import MusicGenerator
+from arsound.music.prior import TokenPrior
+from tests.fakes import fake_prepared
+
+
+def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
+    root = tmp_path / "data"
+    fake_prepared(root, "chorales", [{"instrument": "organ"}, {"instrument": "piano"}], seconds=0.5)
+    recipe = load_recipe("music_prior")
+    for preset in ("top", "middle"):
+        cfg = recipe.config(preset, debug=True)
+        apply_overrides(cfg, [f"--data.root={root}", f"--data.tokenizer={saved_vqvae}",
+                              f"--data.tokens={tmp_path / 'tok'}", f"--train.out_dir={tmp_path / preset}"])
+        result = recipe.main(cfg)
+        assert result["steps"] == 1
+        assert all(math.isfinite(result[k]) for k in ("bits_per_token", "bigram_bits", "unigram_bits"))
+        assert result["test_tokens"] == result["test_windows"] * 16
+        prior = load(tmp_path / preset / "model")
+        assert isinstance(prior, TokenPrior) and prior.config.level == result["level"]
+        if preset == "top":
+            assert prior.config.num_labels == 2 and prior.config.label_names == ("organ", "piano")
+            assert "shuffled_upper_bits" not in result
+        else:
+            assert prior.config.upper_vocab == 16 and prior.config.ratio == 4
+            assert math.isfinite(result["shuffled_upper_bits"])
+        assert "bits / token" in (tmp_path / preset / "model" / "README.md").read_text()
+    assert len(list((tmp_path / "tok").glob("chorales-*/test/*.npz"))) == 2                # encoded once, reused
+    from recipes.music_prior import assemble
+
+    folder = assemble.main([str(tmp_path / "middle" / "model"), str(tmp_path / "top" / "model"), "-o",
+                            str(tmp_path / "music"), "--tokenizer", str(saved_vqvae), "--name", "tiny"])
+    gen = load(folder)
+    assert isinstance(gen, MusicGenerator) and gen.levels == [1, 0] and gen.config.name == "tiny"
+    assert gen.generate(0.05, instrument="piano").audio.shape == (1, 800)
+    assert "level 1 prior" in (folder / "README.md").read_text()
+    with pytest.raises(ValueError, match="another tokenizer"):                              # priors of other codes
+        assemble.main([str(tmp_path / "top" / "model"), "-o", str(tmp_path / "x"), "--tokenizer", "vqvae-chorales"])
+
+
+def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
+    """The music evaluation end to end on the debug hierarchy and synthetic chorales: every set gets every figure."""
+    import json
+
+    from arsound.core.checkpoint import weights_id
+    from arsound.data.audio import AudioDataset
+    from arsound.music.tokens import encode_files
+    from recipes.music_prior import evaluate
+
+    root = tmp_path / "data"
+    fake_prepared(root, "chorales", [{"instrument": "organ"}, {"instrument": "piano"}], seconds=0.5)
+    ds = AudioDataset("chorales", "train", root=root)
+    encode_files(vqvae, [{"id": e["id"], "path": ds.base / e["path"], "labels": e["labels"]} for e in ds.items],
+                 tmp_path / "tok" / f"chorales-{weights_id(vqvae)}" / "train", progress=False)
+    result = evaluate.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+                            "--root", str(root), "--tokens", str(tmp_path / "tok"), "--out", str(tmp_path / "eval")])
+    assert set(result["sets"]) == {"real test", "real train", "VQ-VAE test (level 0)", "generated",
+                                   "bigram tokens (level 0)", "noise"}
+    assert all(math.isfinite(v) for r in result["sets"].values() for v in r.values())
+    assert abs(result["sets"]["real test"]["frechet"]) < 1e-6 and len(result["targets"]) == 4
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["clips"] == 2
+    assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
+    assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
