@@ -1,12 +1,13 @@
 """Music generation speed: the hierarchy of priors (``music/generator.py``), cached vs naive, per level and whole.
 
-    python benchmarks/music_generation.py [--preset small] [--context 2048] [--seconds 4] [--batches 1,8]
-                                          [--device cpu|cuda] [--dtype float32|bfloat16] [--threads 2]
+    python benchmarks/music_generation.py [--preset small | --model music-chorales] [--context 2048] [--seconds 4]
+                                          [--batches 1,8] [--device cpu|cuda] [--dtype float32|bfloat16] [--threads 2]
     arsound bench music [same options]
 
 Random weights (speed does not depend on training), the ``small`` preset unless told: the ``vqvae-chorales``
 tokenizer (16 kHz, hops 8 / 32 / 128) and a 6-layer, 128-wide TokenPrior per level cycling row / column /
-prev_row attention (block 32).
+prev_row attention (block 32). ``--model``: a trained hierarchy (a registry name or folder) instead, each level's
+window then at its own prior's context.
 
 1. Per level, one window of ``--context`` tokens at batch 1 (default 2,048 tokens, the issue's target context):
    cached tokens/s (KV caches, one token per step through the blocks, the whole window timed) against naive
@@ -103,35 +104,46 @@ def full_cache_bytes(prior, dtype) -> int:
     return 2 * cfg.layers * cfg.context * cfg.dim * torch.tensor([], dtype=dtype).element_size()
 
 
-def build(preset: str, device, dtype, **prior) -> MusicGenerator:
+def build(args, device, dtype, **prior) -> MusicGenerator:
+    """The ``--model`` hierarchy, or the ``--preset`` one with random weights (``prior``: its overrides)."""
+    if args.model:
+        from arsound.core.checkpoint import load
+
+        gen = load(args.model)
+        if not isinstance(gen, MusicGenerator):
+            raise SystemExit(f"--model {args.model}: a {type(gen).__name__}, not a MusicGenerator")
+        return gen.to(device=device, dtype=dtype).eval()
     torch.manual_seed(0)
-    return MusicGenerator(MusicGeneratorConfig.from_preset(preset, **prior)).to(device=device, dtype=dtype).eval()
+    return MusicGenerator(MusicGeneratorConfig.from_preset(args.preset, **prior)).to(device=device, dtype=dtype).eval()
 
 
 def per_level(args, device, dtype) -> list[dict]:
-    gen = build(args.preset, device, dtype, context=args.context)
+    gen = build(args, device, dtype, context=args.context)
     rows = []
     for lv in gen.levels:
         prior = gen.priors[str(lv)]
-        cached, held = cached_window(prior, args.context, device)
-        naive = naive_token_seconds(prior, args.context, device, args.naive_points)
-        row = dict(level=lv, context=args.context, cached_tokens_s=args.context / cached, naive_tokens_s=1 / naive,
+        T = prior.config.context if args.model else args.context
+        cached, held = cached_window(prior, T, device)
+        naive = naive_token_seconds(prior, T, device, args.naive_points)
+        row = dict(level=lv, context=T, cached_tokens_s=T / cached, naive_tokens_s=1 / naive,
                    kv_stream_kb=held / 1024, kv_full_kb=full_cache_bytes(prior, dtype) / 1024)
         row["speedup"] = row["cached_tokens_s"] / row["naive_tokens_s"]
         rows.append(row)
-        print(f"| {lv} | {args.context} | {row['cached_tokens_s']:.0f} | {row['naive_tokens_s']:.1f} | "
+        print(f"| {lv} | {T} | {row['cached_tokens_s']:.0f} | {row['naive_tokens_s']:.1f} | "
               f"{row['speedup']:.0f}x | {row['kv_stream_kb']:.0f} | {row['kv_full_kb']:.0f} |", flush=True)
     return rows
 
 
 def whole(args, device, dtype) -> list[dict]:
-    gen = build(args.preset, device, dtype)
+    gen = build(args, device, dtype)
+    top = gen.priors[str(gen.levels[0])].config
+    instrument = 0 if top.num_labels else None                             # the first, where it takes one
     rows = []
     for n in (int(b) for b in args.batches.split(",")):
-        gen.generate(gen.vqvae.max_hop / gen.sample_rate, n, seed=0)           # warm-up: one top token
+        gen.generate(gen.vqvae.max_hop / gen.sample_rate, n, seed=0, instrument=instrument)  # warm-up: one token
         _sync(device)
         t0 = time.perf_counter()
-        out = gen.generate(args.seconds, n, seed=0)
+        out = gen.generate(args.seconds, n, seed=0, instrument=instrument)
         _sync(device)
         wall = time.perf_counter() - t0
         row = dict(batch=n, seconds=args.seconds, wall=wall, rtf_stream=wall / args.seconds,
@@ -147,6 +159,7 @@ def whole(args, device, dtype) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="small", choices=PRESETS)
+    p.add_argument("--model", default="", help="a trained MusicGenerator (name or folder) instead of --preset")
     p.add_argument("--context", type=int, default=2048, help="window of the cached-vs-naive table (tokens)")
     p.add_argument("--naive-points", type=int, default=8)
     p.add_argument("--seconds", type=float, default=4.0, help="music per clip in the whole-hierarchy table")
@@ -162,14 +175,16 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("--device cuda: no CUDA device here")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"music generation, preset {args.preset}, {args.dtype} on {where}; {hardware()}; load average {load}")
+    what = f"model {args.model}" if args.model else f"preset {args.preset}, random weights"
+    print(f"music generation, {what}, {args.dtype} on {where}; {hardware()}; load average {load}")
     result = {"levels": [], "whole": []}
     if not args.skip_levels:
-        print("\n1. one window per level, batch 1, random weights\n\n"
+        print("\n1. one window per level, batch 1\n\n"
               "| level | context | cached tokens/s | naive tokens/s | cached / naive | KV per stream (KiB) | "
               "full KV cache (KiB) |\n|---:|---:|---:|---:|---:|---:|---:|", flush=True)
         result["levels"] = per_level(args, device, dtype)
-    priors = MusicGeneratorConfig.from_preset(args.preset).priors
+    config = build(args, device, dtype).config if args.model else MusicGeneratorConfig.from_preset(args.preset)
+    priors = sorted(config.priors, key=lambda c: -c.level)                      # top first, as generated
     contexts = ", ".join(f"level {c.level}: context {c.context}" for c in priors)
     print(f"\n2. the whole hierarchy ({contexts}; hop fraction 0.5), {args.seconds:g} s per clip from nothing\n\n"
           f"| batch | seconds | {' | '.join(f'level {c.level} (s)' for c in priors)} | total (s) | RTF per stream "

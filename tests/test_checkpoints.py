@@ -1,6 +1,6 @@
 """The checkpoints that ship in checkpoints/: every registry entry loads strictly by name and has a
-model card, every image checkpoint reproduces the test NLL its card states, and every vocoder the figures of
-its shipped held-out example."""
+model card, every image checkpoint reproduces the test NLL its card states, every vocoder the figures of
+its shipped held-out example, and every music hierarchy the bits per token of its held-out piece."""
 import json
 import re
 from pathlib import Path
@@ -58,3 +58,23 @@ def test_vocoder_reproduces_its_shipped_example(name):
     assert scores["wavenet"]["lsd_db"] == pytest.approx(float(line.group(1)), rel=0.05)
     assert scores["wavenet"]["mrstft"] == pytest.approx(float(line.group(2)), rel=0.05)
     assert scores["griffin_lim"]["lsd_db"] == pytest.approx(float(line.group(3)), abs=0.05)
+
+
+def _music() -> list[str]:
+    return [n for n in NAMES if (checkpoints_dir() / registry()[n]["path"] / "heldout").is_dir()]
+
+
+@pytest.mark.parametrize("name", _music())
+def test_music_hierarchy_reproduces_its_heldout_bits(name):
+    """Every level's prior gives the card's bits per token on the shipped held-out test piece (``heldout/``,
+    the tokenizer's codes of it), and the generator makes a clip of the asked length."""
+    from recipes.music_prior.assemble import heldout_bits
+
+    folder = checkpoints_dir() / registry()[name]["path"]
+    card = (folder / "README.md").read_text()
+    line = re.search(r"held-out example.*", card).group(0)
+    stated = {int(lv): float(b) for lv, b in re.findall(r"level (\d) ([0-9.]+) bits/token", line)}
+    gen = arsound.load(name)
+    assert stated.keys() == set(gen.levels)
+    assert heldout_bits(gen, folder / "heldout") == pytest.approx(stated, abs=2e-3)
+    assert gen.generate(0.1, seed=0).audio.shape == (1, 1600)

@@ -107,9 +107,9 @@ def cmd_generate(args, extra: list[str]) -> int:
 
     def preview(level: int, level_codes, audio) -> None:
         if args.every_level:
-            save_audio_stream([out / f"sample_{i}_level{level}.wav" for i in range(args.n)],
-                              gen.decode_stream(level_codes, level, samples_of(level_codes, level)), sr)
-            print(f"level {level}: wrote {args.n} preview(s) sample_*_level{level}.wav", flush=True)
+            previews = [out / f"sample_{i}_level{level}.wav" for i in range(args.n)]
+            save_audio_stream(previews, gen.decode_stream(level_codes, level, samples_of(level_codes, level)), sr)
+            print(f"level {level} preview: {', '.join(map(str, previews))}", flush=True)
 
     def samples_of(codes, level: int) -> int:
         return samples or codes.shape[-1] * gen.vqvae.hops[level]
@@ -133,9 +133,11 @@ def cmd_generate(args, extra: list[str]) -> int:
                     level_seconds={lv: round(s, 3) for lv, s in result.seconds.items()},
                     wall_seconds=round(wall, 3), rtf=round(wall / (args.n * length / sr), 3))
     write_json(out / "settings.json", settings)
-    per = ", ".join(f"level {lv} " + (f"{tokens[lv] * args.n / result.seconds[lv]:.0f} tokens/s" if lv in result.seconds
-                                        else "given")
+    per = ", ".join(f"level {lv} " + (f"{result.seconds[lv]:.1f} s ({tokens[lv] * args.n / result.seconds[lv]:.0f} "
+                                        f"tokens/s)" if lv in result.seconds else "given")
                     for lv in result.codes)
-    print(f"wrote {args.n} clip(s) of {length / sr:.2f} s (level {stop}) to {out}/ in {wall:.1f} s "
-          f"(real-time factor {settings['rtf']:.2f} for the batch; {per})")
+    print(f"wrote {args.n} clip(s) of {length / sr:.2f} s (level {stop}) in {wall:.1f} s, real-time factor "
+          f"{settings['rtf']:.2f} for the batch; {per}", flush=True)
+    for p in paths:
+        print(f"  {p}", flush=True)
     return 0

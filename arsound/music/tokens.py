@@ -28,6 +28,7 @@ from ..audio.codes import CodesFile, load_codes, save_codes
 from ..audio.vqvae import VQVAE
 from ..core.checkpoint import weights_id
 from ..core.files import write_json
+from ..core.metrics import LN2
 
 MANIFEST = "tokens.json"
 
@@ -136,4 +137,36 @@ class TokenWindows(Dataset):
         return item
 
 
-__all__ = ["MANIFEST", "TokenSet", "TokenWindows", "encode_files"]
+@torch.no_grad()
+def bits_per_token(model, windows: TokenWindows, indices: list[int], batch: int,
+                   upper_from=None) -> float:
+    """Mean bits per token of ``model`` (a ``TokenPrior``) over ``windows[indices]``, ``batch`` windows at a time;
+    ``upper_from(i)`` swaps in other upper codes for window ``i``."""
+    total, count = 0.0, 0
+    for s in range(0, len(indices), batch):
+        items = [windows[i] for i in indices[s:s + batch]]
+        if upper_from is not None:
+            for i, item in zip(indices[s:s + batch], items):
+                item["upper"] = upper_from(i)
+        b = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        x = b.pop("x")
+        total -= float(model.log_prob(x, **b).sum())
+        count += x.numel()
+    return total / count / LN2
+
+
+def shuffled_upper(windows: TokenWindows):
+    """The upper codes of the same offset in the next file (a different piece): a window's condition swapped."""
+    files = sorted({f for f, _ in windows.windows})
+
+    def upper_from(i: int):
+        f, start = windows.windows[i]
+        other = files[(files.index(f) + 1) % len(files)]
+        T, r = windows.context, windows.ratio
+        start = min(start, windows.lengths[other] - T)
+        return windows.tokens.codes(other)[windows.level + 1][start // r:(start + T) // r]
+
+    return upper_from
+
+
+__all__ = ["MANIFEST", "TokenSet", "TokenWindows", "bits_per_token", "encode_files", "shuffled_upper"]

@@ -2,16 +2,20 @@
 ``MusicGenerator`` folder that ``arsound.load`` / ``arsound generate`` take.
 
     python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model runs/music_bottom/model \\
-        -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales]
+        -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales] \\
+        [--heldout data_cache/tokens/chorales-WEIGHTS/test --pieces 1]
 
 Every prior must have been trained on this tokenizer's codes (its card names the weights); the levels must be
 consecutive from the top. The card gathers each prior's card entries and test figures (``results.json`` beside
-its model folder, when there).
+its model folder, when there). ``--heldout`` ships the first ``--pieces`` files of a test token set as
+``heldout/`` beside the weights, and the card states each level's bits per token on them (the figures
+``tests/test_checkpoints.py`` reproduces).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +25,33 @@ if __package__ in (None, ""):  # run as a script: make the recipe folder importa
 from arsound.core.checkpoint import hardware, load, resolve, save_pretrained, weights_id  # noqa: E402
 from arsound.music.generator import MusicGenerator  # noqa: E402
 from arsound.music.prior import TokenPrior  # noqa: E402
+from arsound.music.tokens import MANIFEST, TokenSet, TokenWindows, bits_per_token  # noqa: E402
+
+HELDOUT = "heldout"
+
+
+def heldout_bits(gen: MusicGenerator, folder: str | Path, batch: int = 8) -> dict[int, float]:
+    """Bits per token of each level's prior on every window that tiles the token set ``folder``."""
+    out = {}
+    for lv in gen.levels:
+        prior = gen.priors[str(lv)]
+        cfg = prior.config
+        tokens = TokenSet(folder, weights=weights_id(gen.vqvae), classes=list(cfg.label_names) or None)
+        windows = TokenWindows(tokens, lv, cfg.context, upper=cfg.upper_vocab > 0, labelled=cfg.num_labels > 0)
+        out[lv] = bits_per_token(prior.eval(), windows, list(range(len(windows))), batch)
+    return out
+
+
+def heldout_subset(folder: str | Path, pieces: int, out: Path) -> list[str]:
+    """Copy the first ``pieces`` files of token set ``folder`` (codes and manifest) into ``out``."""
+    src = Path(folder)
+    manifest = json.loads((src / MANIFEST).read_text())
+    manifest["files"] = manifest["files"][:pieces]
+    out.mkdir(parents=True, exist_ok=True)
+    for f in manifest["files"]:
+        shutil.copyfile(src / f["codes"], out / f["codes"])
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return [f["id"] for f in manifest["files"]]
 
 
 def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGenerator, dict]:
@@ -57,12 +88,24 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--tokenizer", default="vqvae-chorales")
     p.add_argument("--name", default="", help="the tokenizer's name in codes files (default --tokenizer)")
     p.add_argument("--card", default="", help="a JSON file of extra card entries (e.g. the music evaluation)")
+    p.add_argument("--heldout", default="", help="a test token set folder: ship its first --pieces files and "
+                                                  "state each level's bits/token on them")
+    p.add_argument("--pieces", type=int, default=1)
     args = p.parse_args(argv)
     gen, card = assemble(args.priors, args.tokenizer, args.name)
     if args.card:
         card.update(json.loads(Path(args.card).read_text()))
     card["usage"] = "arsound generate --model THIS_FOLDER --seconds 10 --seed 0 --instrument organ -o clips/"
+    staging = Path(args.out).with_name(Path(args.out).name + ".heldout")
+    if args.heldout:
+        ids = heldout_subset(args.heldout, args.pieces, staging)
+        bits = heldout_bits(gen, staging)
+        card["held-out example"] = (f"`{HELDOUT}/` (test piece(s) {', '.join(ids)}): "
+                                    + ", ".join(f"level {lv} {b:.4f} bits/token" for lv, b in bits.items()))
     folder = save_pretrained(gen, args.out, card=card)
+    if args.heldout:
+        shutil.rmtree(folder / HELDOUT, ignore_errors=True)
+        staging.rename(folder / HELDOUT)
     print(f"wrote {folder}: levels {gen.levels}, {gen.num_parameters():,} parameters")
     return folder
 

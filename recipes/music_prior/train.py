@@ -14,17 +14,15 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 
 from arsound.audio.vqvae import VQVAE
 from arsound.core.checkpoint import CheckpointError, hardware, load, save_pretrained, weights_id
 from arsound.core.files import write_json, write_text
-from arsound.core.metrics import LN2
 from arsound.core.train import Trainer
 from arsound.data.audio import AudioDataset
 from arsound.music.ngram import Bigram
 from arsound.music.prior import TokenPrior
-from arsound.music.tokens import TokenSet, TokenWindows, encode_files
+from arsound.music.tokens import TokenSet, TokenWindows, bits_per_token, encode_files, shuffled_upper
 
 from .config import Config
 
@@ -64,37 +62,6 @@ def prior_config(cfg: Config, tokenizer: VQVAE, classes: list[str]):
     return replace(cfg.prior, vocab=K, level=lv, upper_vocab=K if upsampler else 0,
                    ratio=hops[lv + 1] // hops[lv] if upsampler else 1,
                    num_labels=len(classes) if cfg.labels else 0, label_names=tuple(classes) if cfg.labels else ())
-
-
-@torch.no_grad()
-def bits_per_token(model: TokenPrior, windows: TokenWindows, indices: list[int], batch: int,
-                   upper_from=None) -> float:
-    """Mean bits per token of ``model`` over ``windows[indices]``; ``upper_from(i)`` swaps in other upper codes."""
-    total, count = 0.0, 0
-    for s in range(0, len(indices), batch):
-        items = [windows[i] for i in indices[s:s + batch]]
-        if upper_from is not None:
-            for i, item in zip(indices[s:s + batch], items):
-                item["upper"] = upper_from(i)
-        b = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-        x = b.pop("x")
-        total -= float(model.log_prob(x, **b).sum())
-        count += x.numel()
-    return total / count / LN2
-
-
-def shuffled_upper(windows: TokenWindows):
-    """The upper codes of the same offset in the next file (a different piece): a window's condition swapped."""
-    files = sorted({f for f, _ in windows.windows})
-
-    def upper_from(i: int):
-        f, start = windows.windows[i]
-        other = files[(files.index(f) + 1) % len(files)]
-        T, r = windows.context, windows.ratio
-        start = min(start, windows.lengths[other] - T)
-        return windows.tokens.codes(other)[windows.level + 1][start // r:(start + T) // r]
-
-    return upper_from
 
 
 def main(cfg: Config) -> dict:

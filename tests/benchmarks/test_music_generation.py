@@ -17,3 +17,16 @@ def test_music_benchmark_tables(capsys):
         assert abs(r["rtf_aggregate"] * r["batch"] - r["rtf_stream"]) < 1e-9 and r["level1"] > 0 and r["level0"] > 0
     out = capsys.readouterr().out
     assert "cached / naive" in out and "RTF aggregate" in out and "load average" in out
+
+
+def test_music_benchmark_on_a_trained_hierarchy(saved_music, capsys):
+    """``--model``: the saved hierarchy's own priors, each level's window at its prior's context."""
+    from arsound.core.checkpoint import load
+
+    gen = load(saved_music)
+    result = music_generation.main(["--model", str(saved_music), "--naive-points", "2", "--seconds", "0.02",
+                                    "--batches", "1", "--threads", "1"])
+    assert [(r["level"], r["context"]) for r in result["levels"]] == [
+        (lv, gen.priors[str(lv)].config.context) for lv in gen.levels]
+    assert [r["batch"] for r in result["whole"]] == [1]
+    assert f"model {saved_music}" in capsys.readouterr().out

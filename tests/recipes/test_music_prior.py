@@ -4,6 +4,7 @@ shuffled-condition figure for the upsampler), and the tokens encoded once."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -39,12 +40,20 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     assert len(list((tmp_path / "tok").glob("chorales-*/test/*.npz"))) == 2                # encoded once, reused
     from recipes.music_prior import assemble
 
+    test_tokens = next((tmp_path / "tok").glob("chorales-*/test"))
     folder = assemble.main([str(tmp_path / "middle" / "model"), str(tmp_path / "top" / "model"), "-o",
-                            str(tmp_path / "music"), "--tokenizer", str(saved_vqvae), "--name", "tiny"])
+                            str(tmp_path / "music"), "--tokenizer", str(saved_vqvae), "--name", "tiny",
+                            "--heldout", str(test_tokens), "--pieces", "1"])
     gen = load(folder)
     assert isinstance(gen, MusicGenerator) and gen.levels == [1, 0] and gen.config.name == "tiny"
     assert gen.generate(0.05, instrument="piano").audio.shape == (1, 800)
-    assert "level 1 prior" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "level 1 prior" in card
+    # the shipped held-out piece: one file, and the card's figures are what the shipped weights give on it
+    assert len(list((folder / "heldout").glob("*.npz"))) == 1 and not (tmp_path / "music.heldout").exists()
+    stated = {int(lv): float(b) for lv, b in re.findall(r"level (\d) ([0-9.]+) bits/token", card)}
+    assert stated.keys() == {0, 1}
+    assert assemble.heldout_bits(gen, folder / "heldout") == pytest.approx(stated, abs=1e-4)
     with pytest.raises(ValueError, match="another tokenizer"):                              # priors of other codes
         assemble.main([str(tmp_path / "top" / "model"), "-o", str(tmp_path / "x"), "--tokenizer", "vqvae-chorales"])
 
