@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -346,6 +347,7 @@ class Trainer:
         self.step = self.epoch = self.index = 0  # optimizer steps done; data position (epoch, index)
         self.last_ckpt_step: int | None = None
         self.last_eval: dict[str, float] = {}
+        self.train_seconds = 0.0  # wall time of the steps kept so far, across resumes (see _tick)
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self._keys: list[str] | None = None  # metric names, fixed at the first step
         self.resumed = self.resume_path.is_file() if resume is None else resume
@@ -420,6 +422,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not (cfg.progress and self.is_main))
         acc, n_acc = None, 0
+        self._clock = time.perf_counter()
         try:
             while self.step < cfg.steps:
                 stats, lr = self._train_step(self._next_batch())
@@ -441,6 +444,7 @@ class Trainer:
                     self.save_checkpoint()
                 for fn in self.callbacks["on_step_end"]:
                     fn(self)
+            self._tick()
             if self.is_main:
                 self.export()
             if self.world > 1:  # finish together: no rank tears the process group down under another
@@ -466,9 +470,17 @@ class Trainer:
                     sums[k] += v
         return {k: v / max(count, 1) for k, v in sums.items()}
 
+    def _tick(self) -> None:
+        """Add the wall time since the last tick to ``train_seconds``: what the resume state holds is the time of
+        the steps it holds (steps lost to a kill after the last checkpoint are not counted twice)."""
+        now = time.perf_counter()
+        self.train_seconds += now - getattr(self, "_clock", now)
+        self._clock = now
+
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         """Write ``out_dir/resume.pt`` atomically (rank 0; every rank's RNG state goes in)."""
+        self._tick()
         rngs = [rng_state()]
         if self.world > 1:
             rngs = [None] * self.world
@@ -480,7 +492,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "rng": rngs, "config": asdict(self.cfg), "world_size": self.world, "last_eval": self.last_eval,
-                "settings": self.settings,
+                "settings": self.settings, "train_seconds": self.train_seconds,
             }, self.resume_path)
         self.last_ckpt_step = self.step
 
@@ -508,6 +520,7 @@ class Trainer:
                                 "pass another --out, or delete that folder to start over") from None
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.last_ckpt_step, self.last_eval = self.step, dict(state.get("last_eval") or {})
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         rngs = state["rng"]
         if len(rngs) == self.world:
             set_rng_state(rngs[self.rank])

@@ -143,9 +143,8 @@ def main(cfg: Config) -> dict:
                   f"{rep['model']['lsd_db']:.2f} dB (Griffin-Lim {rep['griffin_lim']['lsd_db']:.2f})", flush=True)
 
     trainer.add_callback("on_step_end", resynth_eval)
-    t0 = time.perf_counter()
     trainer.fit()
-    train_s = time.perf_counter() - t0
+    train_s = trainer.train_seconds                                    # across resumes
     if not trainer.is_main:
         return {}
     return report(trainer.eval_model.eval(), cfg, recipe, card, steps=trainer.step, train_s=train_s)

@@ -146,6 +146,41 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     assert again.step == 10
 
 
+def test_train_seconds_count_the_kept_steps_across_a_resume(tmp_path, monkeypatch):
+    """On a clock that moves 1 s per step: a run stopped at step 7 (checkpoint at 5) and resumed to 10 reports
+    10 s, as an uninterrupted run does: the time before the stop is restored, the 2 lost steps are not kept."""
+    import arsound.core.train as train_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+
+    def timed(trainer, stop_at=None):
+        fetch = trainer._next_batch
+
+        def next_batch():
+            clock[0] += 1.0                                       # one second per step
+            return fetch()
+
+        def stop(t):
+            if t.step == stop_at:
+                raise KeyboardInterrupt
+
+        trainer._next_batch = next_batch
+        trainer.add_callback("on_step_end", stop)
+        return trainer
+
+    with pytest.raises(KeyboardInterrupt):
+        timed(toy_trainer(tmp_path, steps=10), stop_at=7).fit()
+    assert load_resume_state(tmp_path / "resume.pt")["train_seconds"] == 5.0
+    again = timed(toy_trainer(tmp_path, steps=10))
+    assert again.train_seconds == 5.0
+    again.fit()
+    assert again.train_seconds == 10.0 and load_resume_state(tmp_path / "resume.pt")["train_seconds"] == 10.0
+    whole = timed(toy_trainer(tmp_path / "whole", steps=10))
+    whole.fit()
+    assert whole.train_seconds == 10.0
+
+
 def test_resume_true_without_state_and_bad_config_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no resume state at .*resume.pt"):
         toy_trainer(tmp_path, resume=True)
