@@ -11,12 +11,12 @@ that ``arsound generate`` loads.
         runs/music_bottom/model -o checkpoints/music-chorales
     arsound train music_prior --debug --data.tokenizer=DIR --data.root=DIR     # seconds, for the tests
 
-Sizes (chosen so the whole hierarchy trains on one core of this 2-core CPU in about two hours, the other core
-left free; measured about 1 s per step for each): width 128, row / column / prev_row attention over blocks of 32
-tokens. The top prior, which carries the music (melody, harmony, key), gets the longest context and the most
-depth: 6 layers, 512 tokens (4.1 s), batch 8, 2,000 steps. The upsamplers only add detail under codes they are
-given, so they are shallower and see less: 4 layers, 256 tokens (0.5 s in the middle, 0.13 s at the bottom),
-batch 16, 1,500 steps.
+Sizes (chosen so the whole hierarchy trains in about an hour and a half on this 2-core CPU, two levels at a
+time, one thread each): width 128, row / column / prev_row attention over blocks of 32 tokens. The top prior,
+which carries the music (melody, harmony, key), gets the longest context and the most depth: 6 layers, 512
+tokens (4.1 s), batch 8, 1,200 steps (about 3 s a step beside another run). The upsamplers only add detail
+under codes they are given, so they are shallower and see less: 4 layers, 256 tokens (0.5 s in the middle,
+0.13 s at the bottom), batch 16, 1,500 steps (about 1.4 s a step).
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Config:
     @classmethod
     def top(cls) -> "Config":
         cfg = cls(level=2, labels=True)
-        cfg.train.batch_size, cfg.train.out_dir = 8, "runs/music_top"
+        cfg.train.steps, cfg.train.batch_size, cfg.train.out_dir = 1200, 8, "runs/music_top"
         return cfg
 
     @classmethod
