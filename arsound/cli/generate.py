@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--codes", help="codes file (.npz) to continue, or whose top level to upsample")
     p.add_argument("--levels", type=int, help="the lowest level to sample (default: the lowest prior's)")
     p.add_argument("--every-level", action="store_true", help="also write each level's decoding as it finishes")
-    p.add_argument("--instrument", help="instrument name (or id) for priors trained with labels")
+    p.add_argument("--instrument", help="instrument name (or id) for priors trained with labels (default: one "
+                                        "per clip, drawn from the seed)")
     p.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T")
     p.add_argument("--top-k", type=int, nargs="+", default=[0], metavar="K", help="0: off (default)")
     p.add_argument("--top-p", type=float, nargs="+", default=[1.0], metavar="P", help="1: off (default)")
@@ -88,7 +89,8 @@ def cmd_generate(args, extra: list[str]) -> int:
     if not isinstance(gen, MusicGenerator):
         raise CheckpointError(f"{folder} holds a {type(gen).__name__}, not a MusicGenerator; `arsound generate` "
                               "needs a prior hierarchy")
-    gen.label_index(args.instrument)                                     # unknown instrument: one line, now
+    if args.instrument is not None:
+        gen.label_index(args.instrument)                                 # unknown instrument: one line, now
     sr, levels = gen.sample_rate, gen.levels
     stop = levels[-1] if args.levels is None else args.levels
     if stop not in levels:
@@ -130,6 +132,7 @@ def cmd_generate(args, extra: list[str]) -> int:
         save_codes(p.with_suffix(".npz"), gen.codes_file(result, i))
     tokens = {lv: int(c.shape[-1]) for lv, c in result.codes.items()}
     settings.update(arsound_version=__version__, sample_rate=sr, samples=length, tokens_per_clip=tokens,
+                    instruments=result.instruments,
                     level_seconds={lv: round(s, 3) for lv, s in result.seconds.items()},
                     wall_seconds=round(wall, 3), rtf=round(wall / (args.n * length / sr), 3))
     write_json(out / "settings.json", settings)
@@ -138,6 +141,6 @@ def cmd_generate(args, extra: list[str]) -> int:
                     for lv in result.codes)
     print(f"wrote {args.n} clip(s) of {length / sr:.2f} s (level {stop}) in {wall:.1f} s, real-time factor "
           f"{settings['rtf']:.2f} for the batch; {per}", flush=True)
-    for p in paths:
-        print(f"  {p}", flush=True)
+    for i, p in enumerate(paths):
+        print(f"  {p}" + (f" ({result.instruments[i]})" if result.instruments else ""), flush=True)
     return 0

@@ -74,6 +74,7 @@ class Generated:
     level: int                                   # the level the audio is (to be) decoded from
     samples: int = 0                             # S, the length asked for
     seconds: dict[int, float] = field(default_factory=dict)  # compute time per level sampled
+    instruments: list[str] | None = None         # each clip's instrument (priors with labels)
 
 
 def window_hop(context: int, fraction: float, ratio: int = 1) -> int:
@@ -214,7 +215,8 @@ class MusicGenerator(nn.Module):
             kept exactly and the music continues from them. codes: ``[LongTensor[T_l]]`` per tokenizer level (a
             codes file's): kept and continued; a level given whole (as long as asked) is not sampled again, so
             top-level codes alone are upsampled. stop_level: the lowest level to sample (default the lowest
-            prior's); the audio is that level's decoding. temperature, top_k, top_p, hop_fraction: one value, or
+            prior's); the audio is that level's decoding. instrument: a name or id for priors with labels; None
+            draws one per clip from the seed (``Generated.instruments`` names them). temperature, top_k, top_p, hop_fraction: one value, or
             one per level sampled (top first). decode=False: no decoding here (``audio`` None; stream it with
             :meth:`decode_stream`, as ``arsound generate`` does). on_level(level, codes, audio): called as each
             level is done, with its codes and their decoding (None with decode=False), e.g. to play a preview.
@@ -267,9 +269,15 @@ class MusicGenerator(nn.Module):
         if samples < have:
             raise ValueError(f"{seconds} s is shorter than the {have / sr:.2f} s given; ask for more")
         totals = self.tokens(samples)
-        label = self.label_index(instrument)
-        label = None if label is None else label.to(dev).expand(n)
         generator = torch.Generator().manual_seed(seed)
+        top = self.priors[str(levels[0])].config
+        if instrument is None and top.num_labels:                   # none asked: one per clip, drawn from the seed
+            label = torch.randint(top.num_labels, (n,), generator=generator).to(dev)
+        else:
+            label = self.label_index(instrument)
+            label = None if label is None else label.to(dev).expand(n)
+        names = [str(v) for v in top.label_names] or [str(i) for i in range(top.num_labels)]
+        instruments = None if label is None else [names[int(i)] for i in label]
         out, spent, upper = {}, {}, None
         for lv in run:
             prior = self.priors[str(lv)]
@@ -291,7 +299,7 @@ class MusicGenerator(nn.Module):
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
             if on_level is not None:
                 on_level(lv, x, audio)
-        return Generated(codes=out, audio=audio, level=stop, seconds=spent, samples=samples)
+        return Generated(codes=out, audio=audio, level=stop, seconds=spent, samples=samples, instruments=instruments)
 
     def codes_file(self, out: Generated, i: int = 0) -> CodesFile:
         """Clip ``i`` of ``out`` in the package's codes format (``audio/codes.py``): the levels sampled or

@@ -227,8 +227,6 @@ def test_errors_are_clear(gen):
         gen.generate(0, instrument="organ")
     with pytest.raises(ValueError, match="unknown instrument 'banjo'"):
         gen.generate(0.05, instrument="banjo")
-    with pytest.raises(ValueError, match="needs an instrument"):
-        gen.generate(0.05)
     with pytest.raises(ValueError, match="stop_level"):
         gen.generate(0.05, instrument="organ", stop_level=5)
     with pytest.raises(ValueError, match="NaN"):
@@ -254,3 +252,23 @@ def test_assemble_copies_trained_parts():
     gen = MusicGenerator.assemble(vq, priors, name="x")
     assert torch.equal(gen.priors["1"].tok_emb.weight, priors[1].tok_emb.weight)
     assert torch.equal(gen.vqvae.quantizers[0].codebook, vq.quantizers[0].codebook)
+
+
+def test_no_instrument_draws_one_per_clip_from_the_seed(gen):
+    """A labelled hierarchy asked for no instrument draws one per clip from the seed: named in the result, the
+    same for the same seed, and every clip then conditioned on its own (the same as asking for it by name)."""
+    names = list(gen.priors[str(gen.levels[0])].config.label_names)
+    a, b = gen.generate(0.05, n=6, seed=3), gen.generate(0.05, n=6, seed=3)
+    assert a.instruments == b.instruments and set(a.instruments) <= set(names)
+    assert torch.equal(a.audio, b.audio)
+    drawn = {tuple(gen.generate(0.05, n=6, seed=s, decode=False).instruments) for s in range(4)}
+    assert len({i for d in drawn for i in d}) > 1
+    assert gen.generate(0.05, instrument="organ").instruments == ["organ"]
+    ruled = build()
+    with_rules(ruled)
+    seconds = 0.0571
+    out = ruled.generate(seconds, n=6, seed=5)
+    totals = ruled.tokens(round(seconds * SR))
+    for i, name in enumerate(out.instruments):                   # each clip follows the rule of its own label
+        want = expected_codes(totals, label=names.index(name))
+        assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0)), (i, name)
