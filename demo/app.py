@@ -42,6 +42,12 @@ def _error(e: BaseException) -> str:
     return f"**Error:** {one_line(e)}"
 
 
+def player(label: str, elem_id: str | None = None, visible: bool = True) -> gr.Audio:
+    """An output player: the browser's own <audio controls> element (no waveform drawing)."""
+    return gr.Audio(label=label, type="filepath", interactive=False, elem_id=elem_id, visible=visible,
+                    waveform_options=gr.WaveformOptions(show_recording_waveform=False))
+
+
 def _stop_event(request: gr.Request | None) -> threading.Event:
     key = getattr(request, "session_hash", None) or "default"
     return _STOPS.setdefault(key, threading.Event())
@@ -86,12 +92,11 @@ def music_tab(out_root: Path, extra_models: list[str]):
     for i in range(music.MAX_CLIPS):
         with gr.Column(visible=i == 0) as col:
             with gr.Row():
-                audio = gr.Audio(label=f"Clip {i}", type="filepath", interactive=False, elem_id=f"music-clip-{i}")
+                audio = player(f"Clip {i}", f"music-clip-{i}")
                 spec = gr.Image(label=f"Clip {i} spectrogram", interactive=False, height=160)
                 files = gr.File(label=f"Clip {i}: WAV and codes", file_count="multiple", interactive=False)
             with gr.Row():
-                levels = [gr.Audio(label=f"Level {lv}", type="filepath", interactive=False, visible=False)
-                          for lv in range(MAX_LEVELS)]
+                levels = [player(f"Level {lv}", visible=False) for lv in range(MAX_LEVELS)]
         clips.append((col, audio, spec, files, levels))
     outputs = [status, last_codes] + [c for col, a, s, f, lv in clips for c in (col, a, s, f, *lv)]
 
@@ -159,7 +164,7 @@ def vocoder_tab(out_root: Path) -> None:
         model = gr.Dropdown(models, value=models[0] if models else None, label="Vocoder", allow_custom_value=True)
         example = gr.Dropdown([""] + examples, value=examples[0] if examples else "", label="Shipped example",
                               elem_id="voc-example")
-        temperature = gr.Number(None, label="Temperature (empty: the model's)", minimum=0.01)
+        temperature = gr.Number(0, label="Temperature (0: the one the model's recipe chose)", minimum=0)
         seed = gr.Number(0, label="Seed", precision=0)
         speaker = gr.Textbox("", label="Instrument / speaker (multi-speaker vocoders; empty: 0)")
     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Your clip (overrides the example)",
@@ -168,10 +173,10 @@ def vocoder_tab(out_root: Path) -> None:
     status = gr.Markdown(elem_id="voc-status")
     with gr.Row():
         with gr.Column():
-            wn = gr.Audio(label="WaveNet", type="filepath", interactive=False, elem_id="voc-wavenet")
+            wn = player("WaveNet", "voc-wavenet")
             wn_spec = gr.Image(label="WaveNet spectrogram", interactive=False, height=160)
         with gr.Column():
-            gl = gr.Audio(label="Griffin-Lim", type="filepath", interactive=False, elem_id="voc-griffin")
+            gl = player("Griffin-Lim", "voc-griffin")
             gl_spec = gr.Image(label="Griffin-Lim spectrogram", interactive=False, height=160)
         with gr.Column():
             in_spec = gr.Image(label="Input spectrogram", interactive=False, height=160)
@@ -205,8 +210,7 @@ def tokenizer_tab(out_root: Path) -> None:
     with gr.Row():
         for lv in range(MAX_LEVELS):
             with gr.Column():
-                slots.append((gr.Audio(label=f"Level {lv}", type="filepath", interactive=False,
-                                       elem_id=f"tok-level-{lv}"),
+                slots.append((player(f"Level {lv}", f"tok-level-{lv}"),
                               gr.Image(label=f"Level {lv} spectrogram", interactive=False, height=160),
                               gr.Markdown()))
 

@@ -66,7 +66,7 @@ def vocode_clip(model: str, audio: str | None = None, example: str | None = None
     if len(wav) < voc.config.hop_length:
         raise DemoError(f"the clip is {len(wav) / sr * 1000:.0f} ms long, shorter than one frame "
                         f"({voc.config.hop_length / sr * 1000:.0f} ms)")
-    t = None if temperature in (None, "") else float(temperature)
+    t = None if temperature in (None, "") or float(temperature) == 0 else float(temperature)   # 0: the model's
     g = None if speaker in (None, "") or not voc.config.num_speakers else speaker
     y = vocode(voc, wav=wav, g=g, temperature=t, seed=int(seed), progress=False)
     gl, scores = compare_with_griffin_lim(voc, wav, y)
