@@ -99,7 +99,8 @@ def test_nlls(model: str) -> torch.Tensor:
             m = load_image_model(model)
             shape = tuple(m.event_shape)
             if shape not in ((1, 28, 28), (1, 8, 8)):
-                raise DemoError(f"'{model}' models {shape} images; scoring needs an MNIST (28x28) or digits (8x8) model")
+                raise DemoError(f"'{model}' models {shape} images; scoring needs an MNIST (28x28) or digits (8x8) "
+                                "model")
             data = "mnist" if shape[-1] == 28 else "digits"
             x = load_images(data, "test", m.config.levels).x[:TEST_DIGITS]
             with torch.no_grad():
