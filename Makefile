@@ -7,7 +7,7 @@ TORCH   ?= torch==2.13.0
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
-.PHONY: run test bench bench-image clean
+.PHONY: run test bench bench-image clean demo browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,20 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The listening demo (demo/app.py) on http://127.0.0.1:7860: no network at start or at run time.
+demo: $(STAMP)
+	$(BIN)/arsound demo --port $(or $(PORT),7860)
+
+# What the demo's browser test (tests/demo/test_browser.py) needs besides the dev extra: Debian's chromium, driven by
+# Playwright through its executable path (never `playwright install`). Installed with apt-get when we are root or
+# have sudo; otherwise the command to run is printed and the browser test is skipped, saying so.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make browser: chromium is missing; as root run: apt-get install chromium" >&2; exit 0; fi; \
+	$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends chromium
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

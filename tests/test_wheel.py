@@ -37,7 +37,8 @@ def test_wheel_contents(installed):
               "arsound/_shipped/recipes/image_zoo/train.py", "arsound/_shipped/benchmarks/wavenet_generation.py",
               "arsound/_shipped/checkpoints/registry.json",
               "arsound/_shipped/checkpoints/wavenet-speech-en/model.safetensors",
-              "arsound/_shipped/checkpoints/wavenet-speech-en/heldout.wav"):
+              "arsound/_shipped/checkpoints/wavenet-speech-en/heldout.wav", "arsound/_shipped/demo/app.py",
+              "arsound/_shipped/demo/handlers/music.py"):
         assert f in names, f
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "recipes/", "checkpoints/"))]
 

@@ -10,6 +10,7 @@ per verb group; only this package parses arguments.
     arsound data prepare NAME [--root DIR] [--limit N] [--force]
     arsound eval --anomaly --model DIR_OR_NAME [--holdout C] [--out DIR]
     arsound bench NAME [options]
+    arsound demo [--port 7860] [--share off]                   (the Gradio listening demo, 127.0.0.1)
 
 User errors (bad arguments, missing or corrupt files, a diverging run) print one line
 ``arsound <verb>: error: ...`` and exit with status 2; set ``ARSOUND_DEBUG=1`` for the traceback.
@@ -22,11 +23,11 @@ import sys
 
 from ..core.checkpoint import CheckpointError
 from ..core.train import TrainingError
-from . import bench, codes, data, generate, sample, train, vocode
+from . import bench, codes, data, demo, generate, sample, train, vocode
 from . import eval as eval_verb
 
 USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingError)
-VERBS = (train, sample, generate, bench, data, eval_verb, vocode, codes)  # each: add_parser(subparsers)
+VERBS = (train, sample, generate, bench, data, eval_verb, vocode, codes, demo)  # each: add_parser(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ bytes go to a hidden temporary file beside the destination, which is renamed ove
 an interrupted write never leaves a half-written file under the final name (and an existing file survives
 a failed write). :func:`atomic_dir` does the same for a whole folder (a saved model).
 
-``recipes/``, ``benchmarks/`` and ``checkpoints/`` are not Python packages of arsound: they are folders of
+``recipes/``, ``benchmarks/``, ``checkpoints/`` and ``demo/`` are not Python packages of arsound: they are folders of
 files. :func:`shipped_dir` finds them in a source checkout (beside the ``arsound`` package) and in an
 installed wheel (inside it, under ``arsound/_shipped/``); :func:`load_from_path` is the one loader of code
 from them by path.
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-SHIPPED = ("recipes", "benchmarks", "checkpoints")
+SHIPPED = ("recipes", "benchmarks", "checkpoints", "demo")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed or checked-out ``arsound`` folder
 
 
@@ -113,8 +113,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 # ---- shipped folders ----------------------------------------------------------------------------------
 def shipped_dir(name: str) -> Path:
-    """``recipes``, ``benchmarks`` or ``checkpoints``: inside an installed wheel (``arsound/_shipped/NAME``) or
-    beside the package in a source checkout (``NAME/`` next to ``arsound/``)."""
+    """``recipes``, ``benchmarks``, ``checkpoints`` or ``demo``: inside an installed wheel
+    (``arsound/_shipped/NAME``) or beside the package in a source checkout (``NAME/`` next to ``arsound/``)."""
     if name not in SHIPPED:
         raise ValueError(f"unknown shipped folder '{name}'; choose from {SHIPPED}")
     for candidate in (PACKAGE_DIR / "_shipped" / name, PACKAGE_DIR.parent / name):

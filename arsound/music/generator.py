@@ -87,13 +87,16 @@ def window_hop(context: int, fraction: float, ratio: int = 1) -> int:
 def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, upper: Tensor | None = None,
                  label: Tensor | None = None, hop_fraction: float = 0.5, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                 generator: torch.Generator | None = None, progress: bool = False, desc: str = "level") -> Tensor:
+                 generator: torch.Generator | None = None, progress: bool = False, desc: str = "level",
+                 on_token: Callable[[int, int], None] | None = None) -> Tensor:
     """``total`` tokens of one level for ``n`` clips, window by window: ``LongTensor[n, total]``.
 
     prior: anything with ``config.context`` (and ``config.ratio``, ``config.upper_vocab``, ``config.num_labels``),
         ``head`` and the model interface of ``core.model`` (a :class:`~arsound.music.prior.TokenPrior`).
     known: ``LongTensor[n, total]``, entries ``>= 0`` kept exactly (a prompt's or a file's codes), ``-1`` sampled.
     upper: ``LongTensor[n, total / ratio]`` codes of the level above (upsamplers).
+    on_token(done, total): called after each token position is drawn (for all ``n`` clips), e.g. to show progress;
+        an exception raised there stops sampling (an interrupt button).
     """
     cfg = prior.config
     ctx, ratio = cfg.context, (cfg.ratio if getattr(cfg, "upper_vocab", 0) else 1)
@@ -106,7 +109,7 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
     x = torch.full((n, total), -1, dtype=torch.long, device=dev) if known is None else known.to(dev).clone()
     head = Categorical(cfg.vocab, top_k=top_k, top_p=top_p) if (top_k or top_p) else None
     bar = tqdm(total=total, desc=desc, unit="token", disable=not progress, dynamic_ncols=True)
-    s = 0
+    s = drawn = 0                                                    # drawn: positions finished so far
     with step_threads(dev, n):
         while True:
             e = min(s + ctx, total)
@@ -117,7 +120,9 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
                 cond["label"] = label
             canvas = Canvas(prior, n, x[:, s:e], generator, temperature, greedy, shape=(e - s,),
                             order=torch.arange(e - s), head=head)
-            x[:, s:e] = run_steps(prior, canvas, _counted(prior.steps(canvas, **cond), bar, bar.n - s))
+            tick = None if on_token is None else (lambda j, s0=s: on_token(s0 + j, total))
+            x[:, s:e] = run_steps(prior, canvas, _counted(prior.steps(canvas, **cond), bar, drawn - s, tick))
+            drawn = e
             if e == total:
                 break
             s += hop
@@ -208,7 +213,8 @@ class MusicGenerator(nn.Module):
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
                  temperature=1.0, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
                  progress: bool = False, decode: bool = True,
-                 on_level: Callable[[int, Tensor, Tensor | None], None] | None = None) -> Generated:
+                 on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
+                 on_token: Callable[[int, int, int], None] | None = None) -> Generated:
         """``n`` clips of ``seconds`` (see the module docstring).
 
         prompt: a waveform ``Tensor[T]`` at the tokenizer's rate: its codes at every level (whole tokens) are
@@ -220,6 +226,8 @@ class MusicGenerator(nn.Module):
             one per level sampled (top first). decode=False: no decoding here (``audio`` None; stream it with
             :meth:`decode_stream`, as ``arsound generate`` does). on_level(level, codes, audio): called as each
             level is done, with its codes and their decoding (None with decode=False), e.g. to play a preview.
+            on_token(level, done, total): called after each token position a level draws (tokens/s, time left in
+            a UI); an exception raised there stops generation and propagates.
         """
         if n < 1:
             raise ValueError(f"the number of clips must be >= 1, got {n}")
@@ -293,7 +301,8 @@ class MusicGenerator(nn.Module):
                                  label=label if prior.config.num_labels else None,
                                  hop_fraction=per["hop_fraction"][lv], temperature=per["temperature"][lv],
                                  top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
-                                 generator=generator, progress=progress, desc=f"level {lv}")
+                                 generator=generator, progress=progress, desc=f"level {lv}",
+                                 on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)))
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
@@ -344,13 +353,16 @@ class MusicGenerator(nn.Module):
 
 
 @contextlib.contextmanager
-def _counted(steps, bar, seen: int):
-    """``steps`` with one tick of ``bar`` per step from window position ``seen`` on (tokens/s, time left)."""
+def _counted(steps, bar, seen: int, tick: Callable[[int], None] | None = None):
+    """``steps`` with one tick of ``bar`` per step from window position ``seen`` on (tokens/s, time left), and
+    ``tick(positions finished in the window)`` after each of those steps when given."""
     with steps as step:
         def counted(s: int, prev):
             out = step(s, prev)
             if s >= seen:
                 bar.update(1)
+                if tick is not None:
+                    tick(s + 1)
             return out
 
         yield counted

@@ -211,6 +211,25 @@ def test_previews_and_stop_level(gen):
     assert up.codes[0].shape == (1, 208)
 
 
+def test_on_token_counts_every_position_once_and_can_stop(gen):
+    ticks = []
+    out = gen.generate(0.05, n=2, seed=2, instrument="organ", on_token=lambda *a: ticks.append(a))
+    for lv in (2, 1, 0):          # several windows per level (context 8 / 12 / 16): positions 1..total, in order
+        total = out.codes[lv].shape[1]
+        assert [d for l, d, t in ticks if l == lv] == list(range(1, total + 1))
+        assert {t for l, d, t in ticks if l == lv} == {total}
+
+    class Stop(Exception):
+        pass
+
+    def stop(level, done, total):
+        if level == 1 and done == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        gen.generate(0.05, n=2, seed=2, instrument="organ", on_token=stop)
+
+
 def test_codes_round_trip_and_foreign_codes_refused(gen, tmp_path):
     out = gen.generate(0.03, n=1, seed=0, instrument="organ")
     path = save_codes(tmp_path / "c.npz", gen.codes_file(out))

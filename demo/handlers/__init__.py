@@ -1,0 +1,1 @@
+"""What the demo's buttons do, one module per tab; no Gradio import here."""

@@ -1,0 +1,3 @@
+import pytest
+
+pytest.importorskip("gradio", reason="the demo needs the [demo] extra: pip install -e '.[demo]'")
