@@ -48,7 +48,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         eye = np.eye(len(mu_a)) * 1e-6
         root = linalg.sqrtm((s_a + eye) @ (s_b + eye))
     root = root.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(root))
+    d = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(root)
+    return max(float(d), 0.0)  # a distance: rounding in sqrtm leaves about -1e-12 for identical sets
 
 
 def chroma_histogram(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
