@@ -27,6 +27,22 @@ def music(seconds: float, seed: int = 0) -> torch.Tensor:
     return (x + 0.01 * torch.randn(len(t), generator=g)).float()
 
 
+def vowels(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """A 140 Hz pulse train with vibrato through two vowels' formant filters (an /a/, then an /i/), ``Tensor[T]``."""
+    import scipy.signal
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    phase = np.cumsum(140 * (1 + 0.03 * np.sin(2 * np.pi * 5 * np.arange(n) / SR)) / SR)
+    src = (np.diff(np.floor(phase), prepend=0) > 0) + 0.02 * rng.standard_normal(n)
+    out = np.zeros(n)
+    for i, formants in enumerate([[(700, 80), (1200, 90), (2600, 120)], [(300, 60), (2300, 100), (3000, 150)]]):
+        poles = [np.exp(-np.pi * bw / SR + s * 2j * np.pi * f / SR) for f, bw in formants for s in (1, -1)]
+        part = slice(i * n // 2, (i + 1) * n // 2)
+        out[part] = scipy.signal.lfilter([1], np.real(np.poly(poles)), src[part])
+    return torch.from_numpy(0.3 * out / np.abs(out).max()).float()
+
+
 def fake_prepared(root, name: str, labels: list[dict], seconds: float = 0.5) -> None:
     """A prepared-dataset folder like ``arsound data prepare`` writes: WAVs + manifest.json, 2 files per split
     and label set."""

@@ -8,9 +8,16 @@ or ``[B, T]`` (cut to the shorter) and every metric returns ``Tensor[B]``.
   to the original ``S``, so not symmetric) + ``mean |log S - log S'|`` (symmetric), averaged.
 - scale-invariant SDR (Le Roux et al., 2019, "SDR - half-baked or well done?"), dB, both signals made
   zero-mean.
+- wideband PESQ (ITU-T P.862.2, the ``pesq`` package; -0.5..4.64, higher is better) and STOI (Taal et al., 2011,
+  the ``pystoi`` package; 0..1): speech measures, from the ``metrics`` extra (``pip install 'arsound[metrics]'``).
+- F0 RMSE (cents, over frames voiced in both) and voicing decision error (the fraction of frames voiced in one
+  and not the other), from librosa's pYIN (Mauch & Dixon, 2014) on both signals: for speech and music.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,4 +68,75 @@ def si_sdr(ref: Tensor, est: Tensor, eps: float = 1e-8) -> Tensor:
     return (10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))).float()
 
 
-__all__ = ["MR_FFTS", "log_spectral_distance", "mr_stft_distance", "si_sdr", "stft_magnitude"]
+def _numpy_pairs(x: Tensor, y: Tensor):
+    x, y = _pair(x, y)
+    return zip(x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy())
+
+
+def _speech_package(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ImportError(f"the '{name}' package is missing: pip install 'arsound[metrics]'") from None
+
+
+def pesq_wb(x: Tensor, y: Tensor, sr: int = 16000) -> Tensor:
+    """Wideband PESQ of ``y`` against the reference ``x`` at 16 kHz (resample first): ``Tensor[B]``; NaN for a
+    clip PESQ refuses (shorter than 0.25 s, or no speech found in the reference)."""
+    if sr != 16000:
+        raise ValueError(f"wideband PESQ is defined at 16 kHz, got {sr} Hz")
+    pesq = _speech_package("pesq")
+    out = []
+    for a, b in _numpy_pairs(x, y):
+        try:
+            out.append(pesq.pesq(sr, a, b, "wb"))
+        except (pesq.PesqError, ValueError):
+            out.append(float("nan"))
+    return torch.tensor(out)
+
+
+def stoi(x: Tensor, y: Tensor, sr: int) -> Tensor:
+    """Short-time objective intelligibility of ``y`` against ``x`` (resampled to 10 kHz inside): ``Tensor[B]``."""
+    pystoi = _speech_package("pystoi")
+    return torch.tensor([float(pystoi.stoi(a, b, sr, extended=False)) for a, b in _numpy_pairs(x, y)])
+
+
+def f0_errors(x: Tensor, y: Tensor, sr: int, fmin: float = 60.0, fmax: float = 1000.0,
+              hop: int = 256) -> dict[str, Tensor]:
+    """pYIN F0 of both signals (frames of 1024 samples at 16 kHz, scaled with ``sr``): ``{"f0_rmse_cents",
+    "vde"}``, each ``Tensor[B]``; the RMSE is over frames voiced in both (NaN where there are none)."""
+    import librosa
+
+    frame = 1 << max(8, round(math.log2(1024 * sr / 16000)))
+    rmse, vde = [], []
+    for a, b in _numpy_pairs(x, y):
+        (fa, va, _), (fb, vb, _) = (librosa.pyin(z, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame,
+                                                 hop_length=hop) for z in (a, b))
+        both = va & vb
+        cents = 1200 * np.log2(fb[both] / fa[both])
+        rmse.append(float(np.sqrt(np.mean(cents ** 2))) if both.any() else float("nan"))
+        vde.append(float(np.mean(va != vb)))
+    return {"f0_rmse_cents": torch.tensor(rmse), "vde": torch.tensor(vde)}
+
+
+def vocoder_metrics(x: Tensor, y: Tensor, sr: int, speech: bool = True) -> dict[str, Tensor]:
+    """Every distance of a resynthesis ``y`` to the original ``x``, each ``Tensor[B]``: ``lsd_db``, ``mrstft``,
+    ``f0_rmse_cents``, ``vde`` and, with ``speech`` and the ``metrics`` extra installed, ``pesq`` (16 kHz only)
+    and ``stoi``."""
+    out = {"lsd_db": log_spectral_distance(x, y), "mrstft": mr_stft_distance(x, y)["total"], **f0_errors(x, y, sr)}
+    if speech and speech_measures_installed():
+        if sr == 16000:
+            out["pesq"] = pesq_wb(x, y, sr)
+        out["stoi"] = stoi(x, y, sr)
+    return out
+
+
+def speech_measures_installed() -> bool:
+    """Whether the ``metrics`` extra (``pesq``, ``pystoi``) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(n) is not None for n in ("pesq", "pystoi"))
+
+
+__all__ = ["MR_FFTS", "f0_errors", "log_spectral_distance", "mr_stft_distance", "pesq_wb", "si_sdr",
+           "speech_measures_installed", "stft_magnitude", "stoi", "vocoder_metrics"]

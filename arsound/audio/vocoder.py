@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .features import MelSpectrogram, normalize_mel
 from .io import AudioError, audio_info, read_span, resample_file, save_audio_stream
-from .metrics import log_spectral_distance, mr_stft_distance
+from .metrics import log_spectral_distance, mr_stft_distance, vocoder_metrics
 
 BLOCK_FRAMES = 512   # frames of conditioning read at a time from a file (8 s at hop 256 and 16 kHz)
 
@@ -95,14 +95,18 @@ def griffin_lim_of(wav: Tensor, mel: MelSpectrogram, n_iter: int = 32) -> Tensor
     return mel.invert(mel(wav), n_iter=n_iter, length=wav.shape[-1])
 
 
-def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, gl_iters: int = 32) -> tuple[Tensor, dict]:
+def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, gl_iters: int = 32,
+                             full: bool = False) -> tuple[Tensor, dict]:
     """Griffin-Lim (``gl_iters`` iterations) from ``wav``'s mel and both resyntheses scored against ``wav``
-    (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``."""
+    (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``;
+    ``full`` adds every measure of :func:`~arsound.audio.metrics.vocoder_metrics` (PESQ, STOI, F0 RMSE, VDE)."""
     ref = wav[..., :y.shape[-1]]
     gl = griffin_lim_of(ref, model.mel_spectrogram().cpu(), gl_iters)
-    scores = {name: {"lsd_db": round(log_spectral_distance(ref, z).mean().item(), 3),
-                     "mrstft": round(mr_stft_distance(ref, z)["total"].mean().item(), 4)}
-              for name, z in (("wavenet", y), ("griffin_lim", gl))}
+    scores = {}
+    for name, z in (("wavenet", y), ("griffin_lim", gl)):
+        m = (vocoder_metrics(ref, z, model.config.sample_rate) if full else
+             {"lsd_db": log_spectral_distance(ref, z), "mrstft": mr_stft_distance(ref, z)["total"]})
+        scores[name] = {k: round(v.mean().item(), 4) for k, v in m.items()}
     return gl, scores
 
 

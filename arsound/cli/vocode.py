@@ -71,13 +71,23 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if args.compare:
         wav, _ = load_audio(args.input, sr=cfg.sample_rate, as_tensor=True)
         y, _ = load_audio(out, as_tensor=True)
-        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y)
+        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y, full=True)
         save_audio(gl_out, gl, cfg.sample_rate)
-        print(f"{'vs the input':14s} {'LSD (dB)':>9s} {'MR-STFT':>8s}")
+        cols = [(k, h) for k, h in COMPARE_COLUMNS if k in scores["wavenet"]]
+        print(f"{'vs the input':14s} " + " ".join(f"{h:>{len(h)}s}" for _, h in cols))
         for name, key in (("WaveNet", "wavenet"), ("Griffin-Lim", "griffin_lim")):
-            print(f"{name:14s} {scores[key]['lsd_db']:9.2f} {scores[key]['mrstft']:8.3f}")
+            print(f"{name:14s} " + " ".join(f"{scores[key][k]:{len(h)}.2f}" if k != "stoi" else
+                                             f"{scores[key][k]:{len(h)}.3f}" for k, h in cols))
+        print("(LSD, MR-STFT, F0 RMSE over frames voiced in both, voicing error: lower is better; PESQ wideband "
+              "and STOI are speech measures: higher is better)")
+        if "stoi" not in scores["wavenet"]:
+            print("(PESQ and STOI need the metrics extra: pip install 'arsound[metrics]')")
         print(f"wrote the Griffin-Lim resynthesis (32 iterations, same mel) to {gl_out}")
     return 0
+
+
+COMPARE_COLUMNS = (("lsd_db", "LSD (dB)"), ("mrstft", "MR-STFT"), ("f0_rmse_cents", "F0 RMSE (cents)"),
+                   ("vde", "voicing err"), ("pesq", "PESQ-WB"), ("stoi", "STOI"))
 
 
 def add_parser(subparsers) -> None:
@@ -96,5 +106,6 @@ def add_parser(subparsers) -> None:
     v.add_argument("--device", default="cpu")
     v.add_argument("--compare", action="store_true",
                    help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
-                        f"log-spectral and MR-STFT distances to the input (clips up to {COMPARE_MAX_SECONDS} s)")
+                        f"distances to the input: LSD, MR-STFT, F0 RMSE, voicing error, PESQ and STOI (clips up to "
+                        f"{COMPARE_MAX_SECONDS} s)")
     v.set_defaults(func=cmd_vocode)

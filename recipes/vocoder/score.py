@@ -7,14 +7,16 @@ The middle ``--seconds`` of up to ``--clips`` files of the split (all of them wh
 resynthesized in one batch at the model's chosen temperature (``config.temperature``) once per sampling seed
 (default: seed 0); prints per-clip LSD (averaged over the seeds), the means per speaker / instrument and
 over all clips, with the fraction of clips where the WaveNet's LSD is lower, and with several seeds each
-seed's mean, so a margin over Griffin-Lim can be read against the sampling noise.
+seed's mean, so a margin over Griffin-Lim can be read against the sampling noise. Every measure of
+``vocoder_metrics`` (LSD, MR-STFT, F0 RMSE, voicing error; PESQ and STOI for speech) is averaged the same way
+and written to ``--json``.
 """
 import argparse
 import json
 
 import torch
 
-from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
+from arsound.audio.metrics import vocoder_metrics
 from arsound.audio.vocoder import check_vocoder, griffin_lim_of, vocode
 from arsound.core.checkpoint import load, resolve
 from arsound.data.clips import LABELS, heldout_clips, open_split
@@ -39,27 +41,29 @@ def main() -> None:
     sr = model.config.sample_rate
     wav, labels, ids = heldout_clips(split, args.clips, args.seconds, model.config.hop_length)
     T = model.config.temperature
-    lsd_s, mr_s = [], []                                    # per seed: [clips]
+    speech = args.data == "speech"
+    per_seed = []                                         # per seed: {measure: Tensor[clips]}
     for seed in args.seeds:
         y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, temperature=T, seed=seed,
                    progress=True)
-        lsd_s.append(log_spectral_distance(wav, y))
-        mr_s.append(mr_stft_distance(wav, y)["total"])
-    lsd_w, mr_w = torch.stack(lsd_s).mean(0), torch.stack(mr_s).mean(0)
-    gl = griffin_lim_of(wav, model.mel_spectrogram().cpu())
-    lsd_g, mr_g = log_spectral_distance(wav, gl), mr_stft_distance(wav, gl)["total"]
+        per_seed.append(vocoder_metrics(wav, y, sr, speech))
+    w = {k: torch.stack([m[k] for m in per_seed]).nanmean(0) for k in per_seed[0]}
+    b = vocoder_metrics(wav, griffin_lim_of(wav, model.mel_spectrogram().cpu()), sr, speech)
+    lsd_w, lsd_g = w["lsd_db"], b["lsd_db"]
     for i, name in enumerate(ids):
         print(f"{name:32s} LSD WaveNet {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
     out = {"model": str(folder), "split": args.split, "clips": len(ids), "seconds": wav.shape[-1] / sr,
-           "temperature": T, "seeds": args.seeds, "wavenet_lsd_db_per_seed": [v.mean().item() for v in lsd_s],
-           "wavenet": {"lsd_db": lsd_w.mean().item(), "mrstft": mr_w.mean().item()},
-           "griffin_lim": {"lsd_db": lsd_g.mean().item(), "mrstft": mr_g.mean().item()},
+           "temperature": T, "seeds": args.seeds,
+           "wavenet_lsd_db_per_seed": [m["lsd_db"].mean().item() for m in per_seed],
+           "wavenet": {k: v.nanmean().item() for k, v in w.items()},
+           "griffin_lim": {k: v.nanmean().item() for k, v in b.items()},
            "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {}}
     names = split.classes                                 # heldout_clips' label indices
     for k in labels.unique().tolist():
         m = labels == k
-        out["per_label"][names[k]] = {"clips": int(m.sum()), "wavenet_lsd_db": lsd_w[m].mean().item(),
-                                      "griffin_lim_lsd_db": lsd_g[m].mean().item()}
+        out["per_label"][names[k]] = {"clips": int(m.sum()), **{f"wavenet_{key}": v[m].nanmean().item()
+                                                                for key, v in w.items()},
+                                      **{f"griffin_lim_{key}": v[m].nanmean().item() for key, v in b.items()}}
         print(f"{LABELS[args.data]} {names[k]:12s} ({int(m.sum())} clips): LSD WaveNet {lsd_w[m].mean():6.2f}  "
               f"Griffin-Lim {lsd_g[m].mean():6.2f}")
     if len(args.seeds) > 1:
@@ -70,6 +74,8 @@ def main() -> None:
           f"LSD WaveNet {out['wavenet']['lsd_db']:.2f} dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB "
           f"(WaveNet lower on {100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); "
           f"MR-STFT {out['wavenet']['mrstft']:.3f} vs {out['griffin_lim']['mrstft']:.3f}")
+    print("WaveNet vs Griffin-Lim: " + "; ".join(f"{k} {out['wavenet'][k]:.3f} vs {out['griffin_lim'][k]:.3f}"
+                                                 for k in w if k not in ("lsd_db", "mrstft")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

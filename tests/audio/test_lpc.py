@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.signal
 import torch
 
 from arsound.audio import lpc
 from arsound.audio.features import MelSpectrogram
-from tests.fakes import SR
+from tests.fakes import SR, vowels
 
 N_FFT, HOP = 1024, 256
-
-
-def vowels(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
-    """A 140 Hz pulse train with vibrato through two vowels' formant filters (an /a/, then an /i/), ``Tensor[T]``."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    phase = np.cumsum(140 * (1 + 0.03 * np.sin(2 * np.pi * 5 * np.arange(n) / SR)) / SR)
-    src = (np.diff(np.floor(phase), prepend=0) > 0) + 0.02 * rng.standard_normal(n)
-    out = np.zeros(n)
-    for i, formants in enumerate([[(700, 80), (1200, 90), (2600, 120)], [(300, 60), (2300, 100), (3000, 150)]]):
-        poles = [np.exp(-np.pi * bw / SR + s * 2j * np.pi * f / SR) for f, bw in formants for s in (1, -1)]
-        part = slice(i * n // 2, (i + 1) * n // 2)
-        out[part] = scipy.signal.lfilter([1], np.real(np.poly(poles)), src[part])
-    return torch.from_numpy(0.3 * out / np.abs(out).max()).float()
 
 
 def log_mel(x: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,13 @@
 """The distances of ``audio/metrics.py``: zero for identical signals, symmetric where they should be,
-scale-invariant SI-SDR, batched == one by one."""
+scale-invariant SI-SDR, batched == one by one; PESQ, STOI and F0 errors ranking what they should."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from arsound.audio.metrics import log_spectral_distance, mr_stft_distance, si_sdr
-from tests.fakes import music, tone
+from arsound.audio.metrics import (f0_errors, log_spectral_distance, mr_stft_distance, pesq_wb, si_sdr, stoi,
+                                   vocoder_metrics)
+from tests.fakes import SR, music, tone, vowels
 
 
 def test_lsd_and_mr_stft():
@@ -34,3 +35,40 @@ def test_si_sdr():
     assert si_sdr(x, 0.5 * x).item() > 60                                          # scale-invariant
     noisy = x + 0.1 * x.std() * torch.randn(len(x), generator=torch.Generator().manual_seed(0))
     assert si_sdr(x, noisy).item() == pytest.approx(20.0, abs=0.5)
+
+
+def test_pesq_and_stoi_rank_noisier_copies_lower():
+    """Wideband PESQ and STOI through their packages: the clean copy near the top of each scale, a noisier copy
+    lower than a cleaner one, and a clip PESQ refuses (under 0.25 s) is NaN, not an exception."""
+    x = vowels(2.0)
+    g = torch.Generator().manual_seed(0)
+    n = torch.randn(x.shape, generator=g) * x.square().mean().sqrt()
+    clean, mild, loud = x, x + 0.1 * n, x + 1.0 * n
+    p = pesq_wb(torch.stack([x, x, x]), torch.stack([clean, mild, loud]))
+    s = stoi(torch.stack([x, x, x]), torch.stack([clean, mild, loud]), SR)
+    assert p[0] > 4.5 and p[0] > p[1] > p[2], p
+    assert s[0] > 0.99 and s[0] > s[1] > s[2], s
+    assert torch.isnan(pesq_wb(x[:2000], x[:2000])).all()
+    with pytest.raises(ValueError, match="16 kHz"):
+        pesq_wb(x, x, sr=8000)
+
+
+def test_f0_errors_in_cents_and_voicing():
+    """A tone against itself: 0 cents, no voicing error; against the tone a semitone up: about 100 cents; against
+    near-silence: voiced frames of the tone become voicing errors."""
+    t = torch.arange(SR) / SR
+    a, up = 0.3 * torch.sin(2 * torch.pi * 220 * t), 0.3 * torch.sin(2 * torch.pi * 220 * 2 ** (1 / 12) * t)
+    quiet = 1e-4 * torch.randn(SR, generator=torch.Generator().manual_seed(0))
+    out = f0_errors(torch.stack([a, a, a]), torch.stack([a, up, quiet]), SR)
+    assert out["f0_rmse_cents"][0] == pytest.approx(0, abs=1) and out["vde"][0] == 0
+    assert out["f0_rmse_cents"][1] == pytest.approx(100, abs=10) and out["vde"][1] < 0.1
+    assert out["vde"][2] > 0.8, out["vde"]
+
+
+def test_vocoder_metrics_speech_measures_only_for_speech():
+    x = vowels(0.5)
+    y = x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    assert set(vocoder_metrics(x, y, SR, speech=True)) == {"lsd_db", "mrstft", "f0_rmse_cents", "vde", "pesq", "stoi"}
+    music_only = vocoder_metrics(x, y, SR, speech=False)
+    assert set(music_only) == {"lsd_db", "mrstft", "f0_rmse_cents", "vde"}
+    torch.testing.assert_close(music_only["lsd_db"], log_spectral_distance(x, y))
