@@ -25,6 +25,7 @@ MODELS = {
     "sparse_transformer": "transformer:SparseTransformer",
     "image_transformer": "transformer:ImageTransformer",
     "pixelsnail": "pixelsnail:PixelSNAIL",
+    "rnn": "rnn:ImageRNN",
 }
 
 
