@@ -76,14 +76,22 @@ class RecurrentNet(nn.Module):
 
 
 @dataclass
-class SequenceRNNConfig:
-    length: int = 64          # L symbols per sequence
-    vocab: int = 256          # V
+class RecurrentConfig:
+    """The recurrent network's settings, shared by every model built on :class:`RecurrentNet`."""
     cell: str = "lstm"        # "lstm" | "gru"
     hidden: int = 128
     layers: int = 1
     embed: int = 32
     position: bool = False    # a learned embedding of the position being predicted
+
+    def net(self, vocab: int, length: int, out: int) -> RecurrentNet:
+        return RecurrentNet(vocab, length, out, self.cell, self.hidden, self.layers, self.embed, self.position)
+
+
+@dataclass
+class SequenceRNNConfig(RecurrentConfig):
+    length: int = 64          # L symbols per sequence
+    vocab: int = 256          # V
 
 
 class SequenceRNN(ARModel):
@@ -94,8 +102,7 @@ class SequenceRNN(ARModel):
     def __init__(self, config: SequenceRNNConfig) -> None:
         super().__init__(config)
         self.head = Categorical(config.vocab)
-        self.net = RecurrentNet(config.vocab, config.length, config.vocab, config.cell, config.hidden,
-                                config.layers, config.embed, config.position)
+        self.net = config.net(config.vocab, config.length, config.vocab)
 
     @property
     def event_shape(self) -> tuple[int]:
@@ -109,4 +116,4 @@ class SequenceRNN(ARModel):
         yield self.net.stepper(canvas.n)
 
 
-__all__ = ["CELLS", "RecurrentNet", "SequenceRNN", "SequenceRNNConfig"]
+__all__ = ["CELLS", "RecurrentConfig", "RecurrentNet", "SequenceRNN", "SequenceRNNConfig"]

@@ -14,21 +14,17 @@ import torch
 from torch import Tensor
 
 from ..core.model import Canvas
-from ..core.rnn import RecurrentNet
+from ..core.rnn import RecurrentConfig
 from .common import ImageModel, channel_minor_order, image_head
 
 __all__ = ["ImageRNNConfig", "ImageRNN"]
 
 
 @dataclass
-class ImageRNNConfig:
+class ImageRNNConfig(RecurrentConfig):
     shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
     levels: int = 2                            # K gray levels; 2 = binary
-    cell: str = "lstm"                         # "lstm" | "gru"
-    hidden: int = 128
-    layers: int = 1
-    embed: int = 32
-    position: bool = True                      # a learned embedding of the element being predicted
+    position: bool = True                      # rows end: the network needs to know where it is
 
 
 class ImageRNN(ImageModel):
@@ -42,8 +38,7 @@ class ImageRNN(ImageModel):
         super().__init__(config)
         self.head = image_head(config.levels)
         D = config.shape[0] * config.shape[1] * config.shape[2]
-        self.net = RecurrentNet(config.levels, D, self.head.num_params, config.cell, config.hidden, config.layers,
-                                config.embed, config.position)
+        self.net = config.net(config.levels, D, self.head.num_params)
         self.register_buffer("order", channel_minor_order(config.shape), persistent=False)
 
     def generation_order(self) -> Tensor:
