@@ -44,9 +44,10 @@ browser:
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
-# The equal-budget image zoo table (recipes/image_zoo/RESULTS.md, about an hour on one CPU core).
+# The equal-budget image zoo table (recipes/image_zoo/RESULTS.md): thirteen models x three seeds, about four
+# CPU-hours (1 thread; run several `--models` subsets in parallel into one --out, then `--collect --write`).
 bench-image: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.image_zoo --steps 800 --batch 32 --write
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.image_zoo --steps 800 --batch 32 --seeds 0,1,2 --out runs/image_zoo3 --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
