@@ -313,6 +313,21 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
     return model.to(device).eval()
 
 
+def warm_start(model: nn.Module, source: str | Path, ignore: tuple[str, ...] = ("temperature",)) -> None:
+    """Copy the weights of the saved model ``source`` (folder or registry name) into ``model`` (fine-tuning or
+    a new schedule on trained weights: the optimizer, schedule and EMA start fresh). Class and config must
+    match, but for the config fields in ``ignore`` (settings of sampling, not of the weights)."""
+    src = load(source)
+    a, b = (dataclasses.asdict(m.config) if dataclasses.is_dataclass(getattr(m, "config", None)) else {}
+            for m in (src, model))
+    diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in ignore and a.get(k) != b.get(k)]
+    if type(src) is not type(model) or diff:
+        raise CheckpointError(f"{source}: cannot warm-start, its model differs from the recipe's "
+                              f"({', '.join(diff[:4]) or type(src).__name__}); pass the same --model.* settings")
+    model.load_state_dict(src.state_dict())
+
+
 # ---- resume state ---------------------------------------------------------------------------------
 def save_resume_state(state: dict, path: str | Path) -> None:
     """``torch.save(state)`` to a temp file, fsync, then ``os.replace``: ``path`` is always whole."""

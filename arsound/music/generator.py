@@ -219,7 +219,7 @@ class MusicGenerator(nn.Module):
 
         prompt: a waveform ``Tensor[T]`` at the tokenizer's rate: its codes at every level (whole tokens) are
             kept exactly and the music continues from them. codes: ``[LongTensor[T_l]]`` per tokenizer level (a
-            codes file's): kept and continued; a level given whole (as long as asked) is not sampled again, so
+            codes file's; ``LongTensor[n, T_l]``: one row per clip): kept and continued; a level given whole (as long as asked) is not sampled again, so
             top-level codes alone are upsampled. stop_level: the lowest level to sample (default the lowest
             prior's); the audio is that level's decoding. instrument: a name or id for priors with labels; None
             draws one per clip from the seed (``Generated.instruments`` names them). temperature, top_k, top_p, hop_fraction: one value, or
@@ -260,12 +260,16 @@ class MusicGenerator(nn.Module):
         elif codes is not None:
             if len(codes) != len(hops):
                 raise ValueError(f"codes: give one sequence per tokenizer level ({len(hops)}), got {len(codes)}")
-            given = {lv: torch.as_tensor(c).long().reshape(-1) for lv, c in enumerate(codes) if len(c)}
+            given = {lv: torch.as_tensor(c).long() for lv, c in enumerate(codes) if torch.as_tensor(c).numel()}
+            for lv, c in given.items():
+                if c.dim() > 2 or (c.dim() == 2 and c.shape[0] != n):
+                    raise ValueError(f"level {lv} codes: give LongTensor[T] or LongTensor[n={n}, T], got "
+                                     f"{tuple(c.shape)}")
             K = self.config.tokenizer.quantizer.num_codes
             for lv, c in given.items():
                 if int(c.min()) < 0 or int(c.max()) >= K:
                     raise ValueError(f"level {lv} codes must lie in [0, {K}), got [{int(c.min())}, {int(c.max())}]")
-        have = max((len(c) * hops[lv] for lv, c in given.items() if lv in run), default=0)
+        have = max((c.shape[-1] * hops[lv] for lv, c in given.items() if lv in run), default=0)
         if seconds is None:
             if not have:
                 raise ValueError("say how many seconds to generate")
@@ -291,8 +295,8 @@ class MusicGenerator(nn.Module):
             prior = self.priors[str(lv)]
             known = torch.full((n, totals[lv]), -1, dtype=torch.long, device=dev)
             if lv in given:
-                c = given[lv][:totals[lv]].to(dev)
-                known[:, :len(c)] = c
+                c = given[lv][..., :totals[lv]].to(dev)
+                known[:, :c.shape[-1]] = c
             if (known >= 0).all():                                   # given whole: not sampled again
                 x = known
             else:

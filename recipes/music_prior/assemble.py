@@ -4,6 +4,7 @@
     python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model runs/music_bottom/model \\
         -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales] \\
         [--heldout data_cache/tokens/chorales-WEIGHTS/test --pieces 1]
+    python recipes/music_prior/assemble.py --split music-chorales -o runs/music_shipped   # level2/ level1/ level0/
 
 Every prior must have been trained on this tokenizer's codes (its card names the weights); the levels must be
 consecutive from the top. The card gathers each prior's card entries and test figures (``results.json`` beside
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -67,23 +69,50 @@ def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGe
         if wid not in readme:
             raise ValueError(f"{folder}: its card does not name tokenizer weights {wid}; was it trained on "
                              f"another tokenizer's codes?")
-        results = folder.parent / "results.json"
-        if results.is_file():
+        key = f"level {prior.config.level} prior"
+        results, carried = folder.parent / "results.json", re.search(rf"^- \*\*{key}\*\*: (.*)$", readme, re.M)
+        if carried:                                     # a prior split out of an assembled generator
+            card[key] = carried.group(1)
+        elif results.is_file():
             r = json.loads(results.read_text())
             shuffled = (f", with another piece's upper codes {r['shuffled_upper_bits']:.3f}"
                         if "shuffled_upper_bits" in r else "")
             line = (f"{r['bits_per_token']:.3f} bits/token on {r['test_windows']} test windows (bigram "
                     f"{r['bigram_bits']:.3f}, unigram {r['unigram_bits']:.3f}{shuffled}); {r['params']:,} parameters, "
                     f"{r['steps']} steps, {r['train_s'] / 60:.0f} min")
-            card[f"level {prior.config.level} prior"] = line
+            init = re.search(r"^- \*\*initialized from\*\*: (.*?\))", readme, re.M)
+            card[key] = line + (f", started from {init.group(1)}" if init else "")
         models.append(prior)
     gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer))
     return gen, card
 
 
+def split(generator: str, out: str | Path) -> list[Path]:
+    """Write each level's prior of an assembled generator as ``out/level{N}`` (weights, and a card naming the
+    tokenizer weights and the generator card's line for that level), so one level can be retrained or used
+    to start a run (``--train.init``) and the others joined again unchanged."""
+    gen = load(generator)
+    if not isinstance(gen, MusicGenerator):
+        raise ValueError(f"{generator} holds a {type(gen).__name__}, not a MusicGenerator")
+    readme = (resolve(generator) / "README.md").read_text()
+    tok = re.search(r"^- \*\*tokenizer\*\*: (.*)$", readme, re.M)
+    folders = []
+    for lv in gen.levels:
+        key = f"level {lv} prior"
+        line = re.search(rf"^- \*\*{key}\*\*: (.*)$", readme, re.M)
+        card = {"tokenizer": tok.group(1) if tok else f"weights {weights_id(gen.vqvae)}",
+                "taken from": f"{generator} (weights {weights_id(gen)})"}
+        if line:
+            card[key] = line.group(1)
+        folders.append(save_pretrained(gen.priors[str(lv)], Path(out) / f"level{lv}", card=card))
+    return folders
+
+
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("priors", nargs="+", help="prior folders, one per level (any order)")
+    p.add_argument("priors", nargs="*", help="prior folders, one per level (any order)")
+    p.add_argument("--split", default="", metavar="GENERATOR",
+                   help="instead: write each level's prior of GENERATOR into OUT/level{N}")
     p.add_argument("-o", "--out", required=True)
     p.add_argument("--tokenizer", default="vqvae-chorales")
     p.add_argument("--name", default="", help="the tokenizer's name in codes files (default --tokenizer)")
@@ -92,6 +121,12 @@ def main(argv: list[str] | None = None) -> Path:
                                                   "state each level's bits/token on them")
     p.add_argument("--pieces", type=int, default=1)
     args = p.parse_args(argv)
+    if args.split:
+        folders = split(args.split, args.out)
+        print("wrote " + ", ".join(map(str, folders)))
+        return Path(args.out)
+    if not args.priors:
+        p.error("give the prior folders, or --split GENERATOR")
     gen, card = assemble(args.priors, args.tokenizer, args.name)
     if args.card:
         card.update(json.loads(Path(args.card).read_text()))

@@ -45,6 +45,9 @@ class PriorEval:
 class Config:
     level: int = 2
     labels: bool = True                    # condition on the instrument
+    init: str = ""                         # warm start from a saved prior of this level (folder or name; a fresh
+                                           # optimizer, schedule and EMA); assemble.py --split takes one out of
+                                           # a shipped generator
     prior: TokenPriorConfig = field(default_factory=lambda: TokenPriorConfig(
         context=512, dim=128, layers=6, heads=4, block=32, dropout=0.1, timing=True, timing_bins=32))
     data: TokenData = field(default_factory=TokenData)

@@ -4,7 +4,9 @@
 
 Sets (``--clips`` clips of ``--seconds`` each, 16 kHz): ``real test`` (the middle of every test file, the
 reference), ``real train`` (the floor: real music that is not the reference), ``VQ-VAE test`` (the test clips
-encoded and decoded at level 0: the best the tokenizer allows), ``generated`` (the hierarchy from nothing,
+encoded and decoded at level 0: the best the tokenizer allows), ``real level-2 codes, upsampled`` (the test
+clips' top-level codes, the lower levels sampled by the upsamplers: what the hierarchy gives with a perfect top
+prior), ``generated`` (the hierarchy from nothing,
 the instruments in turn, one seed per batch), ``bigram`` (level-0 tokens from an add-k bigram fitted on the
 training tokens, decoded at level 0) and ``noise`` (white, at the real clips' RMS).
 
@@ -100,10 +102,21 @@ def main(argv: list[str] | None = None) -> dict:
     bigram_wavs = [y.numpy() for y in gen.decode(codes, 0, samples)]
     rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
+    temperature = args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)
+    # the real test clips' top-level codes, upsampled by the lower priors: what the upsamplers do alone
+    top, upsampled, up_s = gen.levels[0], [], 0.0
+    with torch.no_grad():
+        tops = [gen.vqvae.encode(torch.from_numpy(w)[None])[top][0] for w in real]
+    for b in range(0, args.clips, args.batch):
+        rows_ = torch.stack(tops[b:b + args.batch])
+        codes_ = [rows_ if lv == top else [] for lv in range(len(gen.vqvae.hops))]
+        t1 = time.perf_counter()
+        res = gen.generate(args.seconds, len(rows_), seed=b, codes=codes_, temperature=temperature, progress=True)
+        up_s += time.perf_counter() - t1
+        upsampled += [y.numpy() for y in res.audio]
     # generated: the instruments in turn, one batch per seed
     names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
     generated, asked, gen_s = [], [], 0.0
-    temperature = args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)
     for b in range(0, args.clips, args.batch):
         n = min(args.batch, args.clips - b)
         inst = names[(b // args.batch) % len(names)]
@@ -114,7 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
         asked += [inst] * n
     ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
     ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
-    sets = {"real test": real, "real train": floor, "VQ-VAE test (level 0)": recon, "generated": generated,
+    sets = {"real test": real, "real train": floor, "VQ-VAE test (level 0)": recon,
+            f"real level-{top} codes, upsampled": upsampled, "generated": generated,
             "bigram tokens (level 0)": bigram_wavs, "noise": noise}
     rows = {name: set_figures(w, sr, ref_frames, ref_chroma) for name, w in sets.items()}
     clf = instrument_classifier(train, args.seconds)
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
+              "upsampling_s": round(up_s, 1),
               "sets": rows, "instrument_accuracy": {"real test": acc_real, "generated": acc_gen},
               "wall_s": round(time.perf_counter() - t0, 1)}
     ref = rows["real test"]

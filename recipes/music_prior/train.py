@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 from arsound.audio.vqvae import VQVAE
-from arsound.core.checkpoint import CheckpointError, hardware, load, save_pretrained, weights_id
+from arsound.core.checkpoint import CheckpointError, hardware, load, save_pretrained, warm_start, weights_id
 from arsound.core.files import write_json, write_text
 from arsound.core.train import Trainer
 from arsound.data.audio import AudioDataset
@@ -73,13 +73,17 @@ def main(cfg: Config) -> dict:
     train, valid, test = (TokenWindows(sets[s], lv, pcfg.context, upper=upper, labelled=labelled,
                                        random_start=s == "train") for s in SPLITS)
     model = TokenPrior(pcfg)
+    if cfg.init:  # before the Trainer, so its EMA starts from these weights (a resume.pt still wins)
+        warm_start(model, cfg.init)
     hop, sr = tokenizer.hops[lv], tokenizer.config.sample_rate
     card = {"data": f"{data.name}: codes of level {lv} (hop {hop}, {sr / hop:.0f} tokens/s) by {data.tokenizer} "
                     f"(weights {weights_id(tokenizer)}); {len(train)} training windows of {pcfg.context} tokens "
                     f"({pcfg.context * hop / sr:.2f} s)",
             "recipe": f"{recipe} (level {lv})", "hardware": hardware()}
+    if cfg.init:
+        card["initialized from"] = f"{cfg.init} (weights {weights_id(model)}); a fresh optimizer, schedule and EMA"
     trainer = Trainer(model, tc, train, valid, card=card,
-                      settings={"data": asdict(data), "level": lv, "labels": cfg.labels})
+                      settings={"data": asdict(data), "level": lv, "labels": cfg.labels, "init": cfg.init})
     trainer.fit()
     train_s = trainer.train_seconds                                    # across resumes
     if not trainer.is_main:

@@ -20,7 +20,7 @@ from arsound.audio.io import load_audio, save_audio
 from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
 from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode
 from arsound.audio.wavenet import WaveNet
-from arsound.core.checkpoint import CheckpointError, hardware, load, save_pretrained
+from arsound.core.checkpoint import hardware, save_pretrained, warm_start
 from arsound.core.files import write_json
 from arsound.core.metrics import bits_per_sample
 from arsound.core.train import Trainer, evaluate
@@ -29,20 +29,6 @@ from arsound.data.clips import VocoderDataset, heldout_clips, open_split
 from .config import Config
 
 HELDOUT_FILE = "heldout.wav"
-
-
-def warm_start(model: WaveNet, source: str | Path) -> None:
-    """Copy the weights of the saved vocoder ``source`` (folder or registry name) into ``model`` (fine-tuning:
-    the optimizer, schedule and EMA start fresh). The architectures must match exactly (the sampling
-    temperature may differ)."""
-    src = load(source)
-    a, b = (asdict(m.config) for m in (src, model))
-    diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k != "temperature" and a.get(k) != b.get(k)]
-    if type(src) is not type(model) or diff:
-        raise CheckpointError(f"{source}: cannot warm-start, its model differs from the recipe's "
-                              f"({', '.join(diff) or type(src).__name__}); pass the same --model.* settings")
-    model.load_state_dict(src.state_dict())
 
 
 def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: int = 32, temperature: float = 1.0,

@@ -145,6 +145,20 @@ def test_upsampling_given_top_codes_follows_them():
     assert out.audio.shape == (1, 9 * 64)
 
 
+def test_upsampling_one_row_of_top_codes_per_clip():
+    """codes as [n, T]: each clip follows its own row, as it would alone."""
+    gen = build()
+    with_rules(gen)
+    tops = torch.randint(0, K, (2, 9), generator=torch.Generator().manual_seed(5))
+    out = gen.generate(n=2, codes=[[], [], tops], instrument="organ", hop_fraction=0.5)
+    for i in range(2):
+        want = expected_codes({2: 9, 1: 36, 0: 144}, label=0, top_given=tops[i])
+        for lv in (2, 1, 0):
+            assert torch.equal(out.codes[lv][i], want[lv]), (i, lv)
+    with pytest.raises(ValueError, match=r"LongTensor\[n=3, T\]"):
+        gen.generate(n=3, codes=[[], [], tops], instrument="organ")
+
+
 def test_continuing_keeps_the_given_start_and_follows_on():
     gen = build()
     with_rules(gen)

@@ -7,9 +7,10 @@ import math
 import re
 
 import pytest
+import torch
 
 from arsound.cli.train import load_recipe
-from arsound.core.checkpoint import load
+from arsound.core.checkpoint import CheckpointError, load
 from arsound.core.config import apply_overrides
 from arsound.music.generator import MusicGenerator
 from arsound.music.prior import TokenPrior
@@ -57,6 +58,27 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     with pytest.raises(ValueError, match="another tokenizer"):                              # priors of other codes
         assemble.main([str(tmp_path / "top" / "model"), "-o", str(tmp_path / "x"), "--tokenizer", "vqvae-chorales"])
 
+    # split the generator into its levels, warm-start the top level from it (lr 0: the export is the source),
+    # join again: same weights, and each level's card line carried or restated with where it started
+    split = assemble.main(["--split", str(folder), "-o", str(tmp_path / "split")])
+    assert sorted(p.name for p in split.iterdir()) == ["level0", "level1"]
+    cfg = recipe.config("top", debug=True)
+    apply_overrides(cfg, [f"--data.root={root}", f"--data.tokenizer={saved_vqvae}", f"--data.tokens={tmp_path / 'tok'}",
+                          f"--train.out_dir={tmp_path / 'again'}", f"--init={split / 'level1'}", "--train.lr=0"])
+    recipe.main(cfg)
+    again = assemble.main([str(tmp_path / "again" / "model"), str(split / "level0"), "-o", str(tmp_path / "music2"),
+                           "--tokenizer", str(saved_vqvae), "--name", "tiny"])
+    gen2 = load(again)
+    s1, s2 = gen.state_dict(), gen2.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    card2 = (again / "README.md").read_text()
+    line0 = re.search(r"^- \*\*level 0 prior\*\*: .*$", card, re.M).group(0)
+    assert line0 in card2 and f"started from {split / 'level1'} (weights " in card2
+    with pytest.raises(CheckpointError, match="cannot warm-start"):                         # another level's prior
+        apply_overrides(cfg, [f"--init={split / 'level0'}", f"--train.out_dir={tmp_path / 'wrong'}"])
+        recipe.main(cfg)
+    assert not (tmp_path / "wrong").exists()
+
 
 def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     """The music evaluation end to end on the debug hierarchy and synthetic chorales: every set gets every figure."""
@@ -74,8 +96,8 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
                  tmp_path / "tok" / f"chorales-{weights_id(vqvae)}" / "train", progress=False)
     result = evaluate.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
                             "--root", str(root), "--tokens", str(tmp_path / "tok"), "--out", str(tmp_path / "eval")])
-    assert set(result["sets"]) == {"real test", "real train", "VQ-VAE test (level 0)", "generated",
-                                   "bigram tokens (level 0)", "noise"}
+    assert set(result["sets"]) == {"real test", "real train", "VQ-VAE test (level 0)", "real level-1 codes, upsampled",
+                                   "generated", "bigram tokens (level 0)", "noise"}
     assert all(math.isfinite(v) for r in result["sets"].values() for v in r.values())
     assert abs(result["sets"]["real test"]["frechet"]) < 1e-6 and len(result["targets"]) == 4
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["clips"] == 2
