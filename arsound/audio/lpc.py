@@ -16,6 +16,7 @@ mix of positive-definite Toeplitz matrices stays positive definite, so every per
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -59,13 +60,19 @@ def autocorrelation_from_power(power: torch.Tensor, order: int, sr: int, n_fft: 
     return r
 
 
+@functools.lru_cache(maxsize=8)
+def _pinv(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> torch.Tensor:
+    """The mel filter bank's pseudo-inverse ``Tensor[K, M]`` (float64), made once per front end."""
+    return torch.linalg.pinv(mel_filterbank(sr, n_fft, n_mels, fmin, fmax).double())
+
+
 def mel_to_power(log_mel: torch.Tensor, *, sr: int, n_fft: int, fmin: float = 0.0, fmax: float | None = None,
                  power: float = 1.0, log: bool = True, floor: float = 1e-5) -> torch.Tensor:
     """(Log-)mel ``Tensor[..., M, F]`` -> power spectrum ``Tensor[..., F, K]`` through the filter bank's
     pseudo-inverse; ``power`` is the mel's (1: magnitude, 2: power), ``floor`` clamps the inverted spectrum."""
-    fb = mel_filterbank(sr, n_fft, log_mel.shape[-2], fmin, fmax).double().to(log_mel.device)  # (M, K)
+    inv = _pinv(sr, n_fft, log_mel.shape[-2], fmin, fmax).to(log_mel.device)  # (K, M)
     mel = log_mel.double().exp() if log else log_mel.double()
-    spec = (torch.linalg.pinv(fb) @ mel).clamp_min(floor)  # (..., K, F): |X|^power
+    spec = (inv @ mel).clamp_min(floor)  # (..., K, F): |X|^power
     return (spec ** (2.0 / power)).transpose(-1, -2)
 
 
@@ -85,12 +92,13 @@ def lpc_from_mel(log_mel: torch.Tensor, *, sr: int, n_fft: int, order: int = 16,
     return levinson(frame_autocorrelation(log_mel, sr=sr, n_fft=n_fft, order=order, **kw))
 
 
-def per_sample(r: torch.Tensor, hop: int, samples: int) -> torch.Tensor:
-    """Frame autocorrelations ``Tensor[..., F, P + 1]`` -> per-sample ``Tensor[..., T, P + 1]``: frame ``f`` is
-    centred on sample ``f * hop`` (the centred-STFT rule of :mod:`arsound.audio.features`); sample ``n`` mixes
-    frames ``n // hop`` and ``n // hop + 1`` linearly (the last frame held past its centre)."""
+def per_sample(r: torch.Tensor, hop: int, samples: int, start: int = 0) -> torch.Tensor:
+    """Frame autocorrelations ``Tensor[..., F, P + 1]`` -> per-sample ``Tensor[..., T, P + 1]`` of samples
+    ``start .. start + samples``: frame ``f`` is centred on sample ``f * hop`` (the centred-STFT rule of
+    :mod:`arsound.audio.features`); sample ``n`` mixes frames ``n // hop`` and ``n // hop + 1`` linearly (the last
+    frame held past its centre)."""
     frames = r.shape[-2]
-    pos = torch.arange(samples, dtype=torch.float64, device=r.device) / hop
+    pos = torch.arange(start, start + samples, dtype=torch.float64, device=r.device) / hop
     lo = pos.floor().long().clamp(max=frames - 1)
     hi = (lo + 1).clamp(max=frames - 1)
     w = (pos - lo).clamp(0, 1).unsqueeze(-1)

@@ -84,9 +84,9 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
         c = normalize_mel(mel.float()).to(model.device)
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same for vocode_file's pieces
-    pieces = model.stream(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
-                          generator=generator, progress=progress)
-    out = torch.cat(list(model.decode_stream(pieces)), dim=1)
+    pieces = model.stream_waveform(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
+                                   generator=generator, progress=progress)
+    out = torch.cat(list(pieces), dim=1)
     return out[0] if squeeze else out
 
 
@@ -157,9 +157,10 @@ def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = No
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
-    pieces = model.stream(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature, generator=generator,
-                          progress=progress, expected=None if frames is None else frames * cfg.hop_length)
-    return save_audio_stream([out], model.decode_stream(pieces), cfg.sample_rate)
+    pieces = model.stream_waveform(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature,
+                                   generator=generator, progress=progress,
+                                   expected=None if frames is None else frames * cfg.hop_length)
+    return save_audio_stream([out], pieces, cfg.sample_rate)
 
 
 __all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "mel_blocks", "vocode", "vocode_file",

@@ -17,6 +17,14 @@ the model's ``x`` (class indices for the discrete heads, the waveform itself oth
 ``preemphasis = a > 0`` the model's signal is ``x[t] - a x[t-1]`` and ``decode`` de-emphasizes (LPCNet's noise
 shaping): the white noise of sampling and of 8-bit mu-law lands under the signal's own low-pass tilt.
 
+Linear prediction (``lpc_order = P > 0``; LP-WaveNet, Hwang et al. 2018; LPCNet, Valin & Skoglund 2019): the
+all-pole filter of the mel (``lpc.py``, per sample ``a[t]``) carries the spectral envelope and the network
+models only the excitation. ``x`` are the mu-law indices of ``e[t] = s[t] - p[t]``, ``p[t] = sum_k a_k[t]
+s[t-k]``; the network's input at ``t`` adds ``[p[t], s[t-1]]`` through a 1x1 conv to the embedding of
+``x[t-1]``; the signal is ``s[t] = p[t] + mu_law_decode(x[t])`` (the synthesis filter, run inside the cached
+generator at O(P) per sample). Training feeds the true waveform as ``s`` (:meth:`WaveNet.targets`); without it the
+forward rebuilds ``s`` from ``x`` by the synthesis filter, which is what generation does.
+
 Conditioning (paper, section 2.5): global ``g: LongTensor[B]`` (speaker / instrument id) through an
 embedding, local ``c: Tensor[B, C, F]`` (e.g. 80-band log-mel frames) through a learned upsampling network
 (per scale: repeat every frame ``s`` times, then a learned smoothing convolution; the scales multiply to
@@ -52,7 +60,7 @@ from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
 from ..core.sampling import check_temperature, get_uniform
 from ..core.streaming import StreamingModule
-from .features import MelSpectrogram, deemphasis, normalize_mel, preemphasis
+from .features import MEL_SCALE, MEL_SHIFT, MelSpectrogram, deemphasis, normalize_mel, preemphasis
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
@@ -103,6 +111,7 @@ class WaveNetConfig:
     speaker_names: tuple[str, ...] = ()       # what the ids are (speakers, instruments), if known
     # data and sampling
     preemphasis: float = 0.0                  # model y[t] = x[t] - a x[t-1] (encode), de-emphasize in decode
+    lpc_order: int = 0                        # > 0: LP WaveNet (mu-law excitation, all-pole filter from the mel)
     sample_rate: int = 16000
     length: int = 16000                       # samples drawn by sample() without local conditioning
     temperature: float = 1.0                  # default sampling temperature (a vocoder recipe picks it on valid clips)
@@ -185,6 +194,13 @@ class WaveNet(ARModel, StreamingModule):
             raise ValueError(f"gate_channels must be even (tanh and sigmoid halves), got {cfg.gate_channels}")
         self.head = self._make_head(cfg)
         R, G, S, L = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.layers
+        self.lp_input = None
+        if cfg.lpc_order:
+            if cfg.lpc_order < 0 or cfg.head != "mulaw" or cfg.cond_channels < 1 or cfg.preemphasis:
+                raise ValueError(f"lpc_order {cfg.lpc_order}: linear prediction needs lpc_order > 0, the 'mulaw' head, "
+                                 f"mel conditioning (cond_channels > 0) and no preemphasis; got head '{cfg.head}', "
+                                 f"cond_channels {cfg.cond_channels}, preemphasis {cfg.preemphasis}")
+            self.lp_input = nn.Conv1d(2, R, 1)                      # [p[t], s[t-1]] -> the residual input
         # input: an embedding of the class index (mu-law) or a 1x1 conv of the sample value in [-1, 1]
         if cfg.head == "mulaw":
             self.embed = nn.Embedding(2 ** cfg.bits, R)
@@ -257,6 +273,9 @@ class WaveNet(ARModel, StreamingModule):
         """The model's ``x`` -> waveform in [-1, 1] (float32), de-emphasized along the last dim if the model
         is pre-emphasized (``emphasis=False``: not; a caller decoding a stream in pieces carries the
         de-emphasis state itself, ``features.deemphasis``)."""
+        if self.is_lp:
+            raise ValueError("an LP WaveNet's x is the excitation: its waveform is synthesize(x, c), or "
+                             "stream_waveform(...) while generating")
         if self.config.head == "mulaw":
             y = mu_law_decode(x, 2 ** self.config.bits - 1).float()
         elif self.config.head == "mol":
@@ -277,6 +296,49 @@ class WaveNet(ARModel, StreamingModule):
                 y, state = deemphasis(y, self.config.preemphasis, state, return_state=True)
                 y = y.clamp_(-1, 1)
             yield y
+
+    # ---- linear prediction ------------------------------------------------------------------------
+    @property
+    def is_lp(self) -> bool:
+        """An LP WaveNet: ``x`` is the excitation, the mel's all-pole filter makes the signal."""
+        return self.config.lpc_order > 0
+
+    def lpc(self, c: Tensor, T: int, start: int = 0) -> Tensor:
+        """Per-sample predictors ``a[B, T, P]`` (model dtype) of samples ``start .. start + T`` from the normalized
+        log-mel ``c[B, C, F]`` (frame ``f`` centred on sample ``f * hop``; :func:`lpc.lpc_per_sample`)."""
+        from .lpc import frame_autocorrelation, levinson, per_sample
+
+        cfg = self.config
+        log_mel = c.double() * MEL_SCALE - MEL_SHIFT                 # undo normalize_mel
+        r = frame_autocorrelation(log_mel, sr=cfg.sample_rate, n_fft=cfg.n_fft, order=cfg.lpc_order, fmin=cfg.fmin,
+                                  fmax=cfg.fmax, power=1.0, log=True)
+        return levinson(per_sample(r, cfg.hop_length, T, start))[0].to(self.dtype)
+
+    def targets(self, wav: Tensor, c: Tensor) -> dict[str, Tensor]:
+        """Teacher-forcing targets of a crop: ``wav[..., T + 1]`` (one sample of context first) and its conditioning
+        ``c[..., C, F]`` -> ``{"x": [..., T]}``, and for an LP model also ``{"s": [..., T]}`` (the true signal the
+        network sees; the excitation is taken with zero history before the crop, as generation starts)."""
+        if not self.is_lp:
+            return {"x": self.encode(wav)[..., 1:]}
+        s = wav[..., 1:].to(self.dtype)
+        a = self.lpc(c if c.ndim == 3 else c[None], s.shape[-1]).reshape(*s.shape, -1)
+        from .lpc import analysis
+
+        return {"x": self.encode(analysis(s, a).clamp(-1, 1)), "s": s}
+
+    def synthesize(self, x: Tensor, c: Tensor | None = None, a: Tensor | None = None) -> Tensor:
+        """LP model: excitation indices ``x[B, T]`` -> the signal ``s[B, T]`` (model dtype) through the synthesis
+        filter of the predictors ``a[B, T, P]`` (default ``lpc(c)``), from zero history (recursive: O(T P))."""
+        from .lpc import synthesis
+
+        e = mu_law_decode(x, 2 ** self.config.bits - 1).to(self.dtype)
+        return synthesis(e, self.lpc(c, x.shape[-1]) if a is None else a)
+
+    def lp_features(self, s: Tensor, a: Tensor) -> Tensor:
+        """``[p[t], s[t-1]]`` of every sample: ``Tensor[B, 2, T]`` from ``s[B, T]`` and ``a[B, T, P]``."""
+        from .lpc import predict
+
+        return torch.stack([predict(s, a), F.pad(s, (1, -1))], 1)
 
     def silence(self) -> Tensor:
         """``x`` of the value 0.0 (padding of generated items past their length)."""
@@ -380,13 +442,16 @@ class WaveNet(ARModel, StreamingModule):
         return out
 
     # ---- network ----------------------------------------------------------------------------------
-    def network(self, x: Tensor, cond: Tensor | None) -> Tensor:
-        """``x[B, T]``, projected conditioning ``[B, L * G, T or 1]`` -> params ``[B, T, P]``."""
+    def network(self, x: Tensor, cond: Tensor | None, lp: Tensor | None = None) -> Tensor:
+        """``x[B, T]``, projected conditioning ``[B, L * G, T or 1]`` (and for an LP model ``lp[B, 2, T]``,
+        :meth:`lp_features`) -> params ``[B, T, P]``."""
         if self.config.head == "mulaw":
             h = self.embed(x).transpose(1, 2)                       # (B, R, T)
         else:
             h = self.input_conv(self.input_value(x).unsqueeze(1))   # (B, R, T)
         h = F.pad(h, (1, -1))                                       # shift: t sees x[< t]
+        if self.lp_input is not None:
+            h = h + self.lp_input(lp)                               # p[t], s[t-1]: known before x[t]
         G = self.config.gate_channels
         skips = 0
         for i, layer in enumerate(self.layers):
@@ -396,13 +461,19 @@ class WaveNet(ARModel, StreamingModule):
         params = self.out2(F.relu(self.out1(F.relu(skips))))     # (B, P, T)
         return params.transpose(1, 2)
 
-    def forward(self, x: Tensor, c: Tensor | None = None, g: Tensor | None = None) -> Tensor:
-        """Teacher-forced params ``[B, T, P]``; inside ``streaming()`` the next chunk's (see class doc)."""
+    def forward(self, x: Tensor, c: Tensor | None = None, g: Tensor | None = None, s: Tensor | None = None) -> Tensor:
+        """Teacher-forced params ``[B, T, P]``; inside ``streaming()`` the next chunk's (see class doc). ``s``: an
+        LP model's signal ``[B, T]`` (default: synthesized from ``x``, as generation makes it)."""
         if self.is_streaming:
             return self._stream_forward(x, c, g)
         self.check_cond(c, g)
         c_up = None if c is None else self.upsample_cond(c, x.shape[1])
-        return self.network(x, self.project_cond(c_up, g))
+        lp = None
+        if self.is_lp:
+            a = self.lpc(c, x.shape[1])
+            s = self.synthesize(x, a=a) if s is None else s.to(self.dtype)
+            lp = self.lp_features(s, a)
+        return self.network(x, self.project_cond(c_up, g), lp)
 
     def _stream_forward(self, x: Tensor, c: Tensor | None, g: Tensor | None) -> Tensor:
         from .wavenet_fast import CachedWaveNet, FrameCond, step_threads
@@ -467,8 +538,9 @@ class WaveNet(ARModel, StreamingModule):
 
             if not wavenet_triton.available():
                 raise ValueError("method='triton' needs the triton package (pip install triton)")
-            if self.config.head != "mulaw" or prompt is not None:
-                raise ValueError("method='triton' covers the 'mulaw' head without a prompt; use method='cached'")
+            if self.config.head != "mulaw" or prompt is not None or self.is_lp:
+                raise ValueError("method='triton' covers the 'mulaw' head without a prompt or linear prediction; "
+                                 "use method='cached'")
         B, lengths, c, g, uniforms, prompt, order = self._prepare(n, c, g, length, temperature, greedy, uniforms, prompt)
         T = int(lengths.max())
         if uniforms is None and not greedy:
@@ -481,21 +553,32 @@ class WaveNet(ARModel, StreamingModule):
                 x = run_triton(self, lengths, c_up, g, uniforms, greedy, temperature, progress)
         else:
             canvas = Canvas(self, B, prompt, None, temperature, greedy, uniforms, shape=(T,), order=torch.arange(T))
-            x = run_steps(self, canvas, self.naive_steps(canvas, c_up=c_up, g=g), progress=progress)
+            a = self.lpc(c, T) if self.is_lp else None
+            x = run_steps(self, canvas, self.naive_steps(canvas, c_up=c_up, g=g, a=a), progress=progress)
         x = self._pad_silence(x, lengths, 0)
         return torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order
+
+    def stream_waveform(self, *args, **kw) -> Iterator[Tensor]:
+        """:meth:`stream`'s pieces as waveform pieces ``[B, t]`` (CPU, float32): de-emphasized
+        (:meth:`decode_stream`), or for an LP model the synthesis filter's output ``p + e``, taken from the
+        generator's loop."""
+        if not self.is_lp:
+            yield from self.decode_stream(self.stream(*args, **kw))
+            return
+        yield from self.stream(*args, waveform=True, **kw)
 
     @torch.no_grad()
     def stream(self, n: int | Sequence[int] | Tensor | None = None, c=None, g: Tensor | None = None, *,
                length: int | None = None, temperature: float = 1.0, greedy: bool = False,
                generator: torch.Generator | None = None, uniforms: Tensor | None = None,
                prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False,
-               expected: int | None = None) -> Iterator[Tensor]:
+               expected: int | None = None, waveform: bool = False) -> Iterator[Tensor]:
         """Cached generation in pieces: yields ``x[B, t]`` (``t <= chunk``), which concatenated are
         :meth:`generate`'s result for the same arguments. ``c`` is a ``Tensor[B, C, F]`` or an iterable of
         ``[B, C, F_i]`` frame blocks, consumed as generation reaches them (then every stream runs until the
         frames end; ``expected`` then gives the progress bar its total). Memory: the cached state, one piece
-        and one window of conditioning, whatever the length.
+        and one window of conditioning, whatever the length. ``waveform`` (LP models): yield the signal
+        ``s = p + e`` (CPU, float32) instead of ``x`` (:meth:`stream_waveform`).
         """
         from .wavenet_fast import FrameCond, stream_generate
 
@@ -516,7 +599,10 @@ class WaveNet(ARModel, StreamingModule):
                                      progress=progress, expected=expected):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
-                yield torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order
+                if waveform:                                        # LP: s = p + e, from the loop's predictions
+                    p = self.state["engine"].take_predictions(B)
+                    x = (p + self.state["engine"].levels[x]).float().clamp_(-1, 1)
+                yield torch.empty_like(x).index_copy_(0, order, x).cpu()  # back to the caller's order
 
     def _prepare(self, n, c, g, length, temperature, greedy, uniforms, prompt, blocks: bool = False):
         """Validate and move the arguments of :meth:`generate` / :meth:`stream`, streams sorted longest first
@@ -525,6 +611,8 @@ class WaveNet(ARModel, StreamingModule):
         if not greedy:
             check_temperature(temperature)
         self.check_cond(c, g, local=True if blocks else None)
+        if prompt is not None and self.is_lp:
+            raise ValueError("an LP WaveNet takes no prompt (its x is the excitation of a filter that starts at rest)")
         dev = self.device
         if blocks:
             lengths, T = None, None
@@ -564,15 +652,20 @@ class WaveNet(ARModel, StreamingModule):
 
     @contextlib.contextmanager
     def naive_steps(self, canvas: Canvas, c_up: Tensor | None = None, g: Tensor | None = None,
-                    lengths: Tensor | None = None):
-        """The reference step: the network over the last ``receptive_field`` samples of the canvas."""
+                    lengths: Tensor | None = None, a: Tensor | None = None):
+        """The reference step: the network over the last ``receptive_field`` samples of the canvas (an LP model,
+        predictors ``a[B, T, P]``: over the whole prefix, its signal synthesized again from ``x`` every step)."""
         cond = self.project_cond(c_up, g)                          # (B, L * G, T or 1): pointwise, once
         rf = self.receptive_field
 
         def step(t: int, prev: Tensor | None) -> Tensor:
-            t0 = max(0, t - rf)                                    # x[t - rf : t] and a start slot
+            t0 = 0 if a is not None else max(0, t - rf)            # x[t - rf : t] and a start slot
             ct = None if cond is None else (cond[..., t0:t + 1] if cond.shape[-1] > 1 else cond)
-            return self.network(canvas.x[:, t0:t + 1], ct)[:, -1]  # (B, P)
+            lp = None
+            if a is not None:                                      # s[t] is not known yet: 0 (p[t] never reads it)
+                s = F.pad(self.synthesize(canvas.x[:, :t], a=a[:, :t]), (0, 1))
+                lp = self.lp_features(s, a[:, :t + 1])
+            return self.network(canvas.x[:, t0:t + 1], ct, lp)[:, -1]  # (B, P)
 
         yield step
 

@@ -85,6 +85,23 @@ class CachedWaveNet:
         else:
             self.in_w = _w(model.input_conv)[:, 0, 0][None, :].contiguous()  # (1, R)
             self.in_b = model.input_conv.bias.detach()                      # (R,)
+        # ---- linear prediction (LP WaveNet): the synthesis filter in the loop --------------------------
+        self.lp = model.is_lp
+        if self.lp:
+            from ..core.distributions import mu_law_decode
+
+            P = cfg.lpc_order
+            self.P = P
+            w = _w(model.lp_input)[:, :, 0]                                 # (R, 2): [p[t], s[t-1]]
+            self.lp_w = w.t().contiguous()                                   # (2, R)
+            self.lp_b = model.lp_input.bias.detach()                        # (R,)
+            K = 2 ** cfg.bits
+            self.levels = mu_law_decode(torch.arange(K, device=dev), K - 1).to(dt)   # (K,) excitation values
+            # past signal s in a mirrored ring: slot t % P and t % P + P; s[t-P .. t-1] = hbuf[:, t % P:][:, :P]
+            self.hbuf = torch.zeros(batch, 2 * P, device=dev, dtype=dt)
+            self.pred = torch.zeros(batch, device=dev, dtype=dt)             # p[t] of the last step
+            self.lpin = torch.zeros(batch, 2, device=dev, dtype=dt)          # [p[t], s[t-1]]
+            self.log: list[Tensor] = []                                     # p[t] of the steps not yet taken
         # ---- per-layer fused weights ------------------------------------------------------------------
         self.wconv, self.wres = [], []
         wskip, bskip = [], 0
@@ -117,6 +134,8 @@ class CachedWaveNet:
             # copies of the upsampled frames [B, C, tb]: both within COND_BLOCK_BYTES
             self.block = max(1, COND_BLOCK_BYTES // (4 * batch * max(L * G, 3 * cfg.cond_channels)))
             self.cbuf = torch.empty(self.block, L, batch, G, device=dev, dtype=dt)
+            if self.lp:
+                self.abuf = torch.empty(self.block, batch, self.P, device=dev, dtype=dt)
             self.block_start, self.block_end = 0, 0
         # ---- buffers ----------------------------------------------------------------------------------
         # layer input rings: sub-ring r = t % d holds times r, r + d, ... at rows q = -(t // d) % k, so the k
@@ -158,6 +177,9 @@ class CachedWaveNet:
         self.base_n = self.base if self.base.shape[1] == 1 else self.base[:, :n]
         if self.cond is not None:
             self.cblock = self.cbuf[:, :, :n]
+        if self.lp:
+            self.hbuf_n, self.pred_n, self.lpin_n = self.hbuf[:n], self.pred[:n], self.lpin[:n]
+            self.ablock = self.abuf[:, :n]
 
     def shrink(self, n: int) -> None:
         """Keep only the first ``n`` streams (the others have finished)."""
@@ -178,6 +200,8 @@ class CachedWaveNet:
             p = torch.matmul(self.wc, self.cond.window(t, t1)[:n])     # (n, L * G, tb)
             p = p.view(n, L, G, t1 - t).permute(3, 1, 0, 2)            # (tb, L, n, G)
             torch.add(p, self.base_n, out=self.cblock[:t1 - t])
+            if self.lp:                                                 # the block's per-sample predictors
+                self.ablock[:t1 - t] = self.cond.lpc_window(t, t1)[:n].transpose(0, 1)
             self.block_start, self.block_end = t, t1
         return self.cblock[t - self.block_start]
 
@@ -189,15 +213,18 @@ class CachedWaveNet:
         """
         t, k, d = self.t, self.k, self.dilations[0]
         win, cur, mir = self.views0[(t % d) * k + (-(t // d)) % k]      # u_0(t); zeros at t = 0
+        cond = self._cond(t)
         if t > 0:
             if self.mulaw:
                 torch.index_select(self.table, 0, x_prev, out=cur)
             else:
                 self.xin_n.copy_(self.model.input_value(x_prev).view(-1, 1))
                 torch.addmm(self.in_b, self.xin_n, self.in_w, out=cur)
-            if mir is not None:
-                mir.copy_(cur)
-        self.z_n.copy_(self._cond(t))                                   # all layers' conditioning
+        if self.lp:
+            self._lp_input(t, x_prev, cur)
+        if mir is not None and (t > 0 or self.lp):
+            mir.copy_(cur)
+        self.z_n.copy_(cond)                                            # all layers' conditioning
         for z, za, gout, gin, wconv, wr, views, d in self.plan:
             z.addmm_(win, wconv)                                        # dilated conv: k taps, one matmul
             za.tanh_()
@@ -213,6 +240,37 @@ class CachedWaveNet:
         self.params_n.copy_(self.b2).addmm_(self.sk2_n, self.w2)
         self.t = t + 1
         return self.params_n
+
+
+    def _lp_input(self, t: int, x_prev: Tensor | None, cur: Tensor) -> None:
+        """The synthesis filter's step: ``s[t-1] = p[t-1] + e[t-1]`` into the ring, ``p[t] = a[t] . s[t-P .. t-1]``,
+        and ``[p[t], s[t-1]]`` through the input 1x1 conv added to the row ``cur`` (``[n, R]``)."""
+        P, h = self.P, self.hbuf_n
+        if t > 0:
+            s_prev = self.lpin_n[:, 1]
+            torch.add(self.pred_n, self.levels[x_prev], out=s_prev)
+            j = (t - 1) % P
+            h[:, j] = s_prev
+            h[:, j + P] = s_prev
+        else:
+            self.lpin_n[:, 1] = 0
+        a = self.ablock[t - self.block_start]                           # (n, P): a[t, k - 1] multiplies s[t - k]
+        torch.sum(h[:, t % P:t % P + P] * a.flip(-1), -1, out=self.pred_n)
+        self.lpin_n[:, 0] = self.pred_n
+        if t > 0:
+            cur.addmm_(self.lpin_n, self.lp_w).add_(self.lp_b)
+        else:
+            torch.addmm(self.lp_b, self.lpin_n, self.lp_w, out=cur)
+        self.log.append(self.pred_n.clone())
+
+    def take_predictions(self, batch: int) -> Tensor:
+        """The predictions ``p[t]`` of the steps since the last call: ``[batch, steps]`` (streams that finished
+        early hold 0 past their end); the signal is ``p + e`` of the drawn excitation."""
+        out = self.pred.new_zeros(batch, len(self.log))
+        for i, p in enumerate(self.log):
+            out[:len(p), i] = p
+        self.log = []
+        return out
 
 
 class FrameCond:
@@ -261,6 +319,13 @@ class FrameCond:
             self.buf, self.first = self.buf[..., fa - self.first:], fa
         up = self.model.upsample(self.buf[..., :fb - fa])           # samples [fa * hop, fb * hop)
         return up[..., t0 - fa * hop:t1 - fa * hop]
+
+    def lpc_window(self, t0: int, t1: int) -> Tensor:
+        """An LP model's per-sample predictors of samples ``[t0, t1)``: ``Tensor[B, t1 - t0, P]``, equal to
+        ``model.lpc`` of the whole ``c`` (call after :meth:`window` for the same span)."""
+        hop = self.hop
+        fb = min(self.frames_end, -(-t1 // hop) + self.margin)
+        return self.model.lpc(self.buf[..., :fb - self.first], t1 - t0, start=t0 - self.first * hop)
 
 
 def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None):

@@ -59,9 +59,9 @@ def sample_audio(model, n: int, out: str | Path, *, seed: int = 0, temperature: 
         output_file(p, SAVE_FORMATS, size_bytes=2 * samples)
     g = None if speaker is None else torch.full((n,), model.speaker_index(speaker), dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(seed)
-    pieces = model.stream(n, c=c, g=g, length=length, temperature=temperature, greedy=greedy, generator=generator,
-                          progress=progress)
-    save_audio_stream(paths, model.decode_stream(pieces), sr)
+    pieces = model.stream_waveform(n, c=c, g=g, length=length, temperature=temperature, greedy=greedy,
+                                   generator=generator, progress=progress)
+    save_audio_stream(paths, pieces, sr)
     return paths
 
 

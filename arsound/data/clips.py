@@ -32,22 +32,24 @@ def open_split(name: str, split: str, root=DEFAULT_ROOT, language: str = "") -> 
 
 
 class VocoderDataset(Dataset):
-    """``ds[i] -> {"x": LongTensor[T], "c": Tensor[M, T // hop], ("g": LongTensor[])}`` from a prepared split.
+    """``ds[i] -> {"x": LongTensor[T], "c": Tensor[M, T // hop], ("s": Tensor[T]), ("g": LongTensor[])}`` from a
+    prepared split.
 
-    ``x`` is ``encode(wav)`` (the model's targets), ``c`` the normalized log-mel of the crop (frames of the
-    whole clip, see the module docstring) by ``mel`` (the model's front end, ``center=False``), ``g`` the
-    label index when ``with_label``. Train crops are random (global torch RNG, so the Trainer's resume
+    ``targets(wav[T + 1], c)`` makes the model's targets from the crop with one sample of context before it
+    (``WaveNet.targets``: ``x``, and an LP model's signal ``s``), ``c`` is the normalized log-mel of the crop
+    (frames of the whole clip, see the module docstring) by ``mel`` (the model's front end, ``center=False``),
+    ``g`` the label index when ``with_label``. Train crops are random (global torch RNG, so the Trainer's resume
     replays them); other splits take the middle crop.
     """
 
-    def __init__(self, base: AudioDataset, split: str, segment_frames: int, mel: MelSpectrogram, encode,
+    def __init__(self, base: AudioDataset, split: str, segment_frames: int, mel: MelSpectrogram, targets,
                  with_label: bool, random_crop: bool | None = None) -> None:
         if mel.center:
             raise ValueError("VocoderDataset needs the front end with center=False (crops carry their context)")
         self.base = base
         self.segment = segment_frames * mel.hop
         self.hop, self.pad = mel.hop, mel.n_fft // 2
-        self.mel, self.encode, self.with_label = mel, encode, with_label
+        self.mel, self.targets, self.with_label = mel, targets, with_label
         self.random_crop = split == "train" if random_crop is None else random_crop
 
     @property
@@ -65,7 +67,8 @@ class VocoderDataset(Dataset):
         with torch.no_grad():
             c = normalize_mel(self.mel(wav))[:, :self.segment // self.hop]   # (M, k)
         # one sample of context, so a pre-emphasized model's first target sees its true predecessor
-        item = {"x": self.encode(wav[self.pad - 1:self.pad + self.segment])[1:], "c": c}
+        with torch.no_grad():
+            item = {**self.targets(wav[self.pad - 1:self.pad + self.segment], c), "c": c}
         if self.with_label:
             item["g"] = torch.tensor(self.base._index[e["labels"][self.base.label]], dtype=torch.long)
         return item

@@ -1,13 +1,17 @@
 """Mel-conditioned WaveNet vocoders: a small WaveNet (van den Oord et al., 2016) conditioned on 80-band
 log-mel frames (n_fft 1024, hop 256, 0-8 kHz at 16 kHz, as Tacotron 2's WaveNet, Shen et al., 2018) and,
-when the data has several speakers / instruments, on a global label. Two output heads, two presets:
+when the data has several speakers / instruments, on a global label. Three presets:
 
 - ``mulaw`` (default, the shipped checkpoints): 8-bit mu-law softmax on the pre-emphasized signal (0.85).
 - ``mol``: a discretized mixture of 10 logistics over 16-bit linear PCM (PixelCNN++, Salimans et al.,
   2017; Parallel WaveNet, van den Oord et al., 2018).
+- ``lp``: the mu-law network of ``mulaw`` modelling the excitation of an order-16 all-pole filter computed
+  from the mel (LP-WaveNet, Hwang et al., 2018; LPCNet, Valin & Skoglund, 2019; ``audio/lpc.py``); no
+  pre-emphasis (the filter carries the tilt).
 
     arsound train vocoder --data.name=speech --out runs/vocoder_speech
     arsound train vocoder --preset mol --data.name=chorales --out runs/vocoder_mol_chorales
+    arsound train vocoder --preset lp --data.name=speech --out runs/vocoder_lp_speech
     arsound train vocoder --debug                       # (--preset mol --debug: the mixture head's)
 
 The front end lives in ``model`` (the WaveNet's config: ``cond_channels`` mels, ``hop_length``, ``n_fft``,
@@ -35,6 +39,11 @@ def mol_model(**over) -> WaveNetConfig:
     return WaveNetConfig(**{**FRONT_END, **dict(head="mol", bits=16, num_mixtures=10, layers=12, cycles=2,
                                                 kernel_size=3, residual_channels=32, gate_channels=64,
                                                 skip_channels=64), **over})
+
+
+def lp_model(**over) -> WaveNetConfig:
+    """``mulaw_model`` on the excitation of an order-16 linear predictor from the mel, without pre-emphasis."""
+    return mulaw_model(**{**dict(preemphasis=0.0, lpc_order=16), **over})
 
 
 @dataclass
@@ -85,10 +94,17 @@ class Config:
             ema_decay=0.995, log_every=25, out_dir="runs/vocoder_mol"))
 
     @classmethod
+    def lp(cls) -> "Config":
+        cfg = cls(model=lp_model())
+        cfg.train.out_dir = "runs/vocoder_lp"
+        return cfg
+
+    @classmethod
     def debug(cls, preset: str = "mulaw") -> "Config":
-        model = mulaw_model(**TINY) if preset == "mulaw" else mol_model(**TINY, num_mixtures=2)
+        model = {"mulaw": lambda: mulaw_model(**TINY), "lp": lambda: lp_model(**TINY),
+                 "mol": lambda: mol_model(**TINY, num_mixtures=2)}[preset]()
         return cls(model=model, data=VocoderData(segment_frames=2), train=_debug_train(f"vocoder_{preset}"),
                    eval=_debug_eval())
 
 
-PRESETS = {"mulaw": Config, "mol": Config.mol}
+PRESETS = {"mulaw": Config, "mol": Config.mol, "lp": Config.lp}

@@ -101,7 +101,7 @@ def main(cfg: Config) -> dict:
 
     def crops(split: str) -> VocoderDataset:
         return VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
-                              mel, model.encode, labelled)
+                              mel, model.targets, labelled)
 
     train, valid = crops("train"), crops("valid")
     out = Path(cfg.train.out_dir)
@@ -146,7 +146,7 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
     final.config = replace(final.config, temperature=temperature)
     split = ev.final_split
     test = VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
-                          final.mel_spectrogram(center=False), final.encode, final.config.num_speakers > 0)
+                          final.mel_spectrogram(center=False), final.targets, final.config.num_speakers > 0)
     nll = evaluate(final, test, batch_size=cfg.train.batch_size)
     clips_t, labels_t, ids = heldout_clips(test.base, ev.clips, ev.seconds, final.config.hop_length)
     rep, audio = resynthesis_report(final, clips_t, labels_t, ev.griffin_lim_iters, temperature,

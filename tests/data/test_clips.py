@@ -15,7 +15,8 @@ def test_crop_mel_equals_whole_clip_frames(tmp_path):
     model = tiny_vocoder()
     hop = model.config.hop_length
     base = open_split("chorales", "valid", tmp_path)
-    ds = VocoderDataset(base, "valid", 4, model.mel_spectrogram(center=False), lambda w: w, with_label=True)
+    ds = VocoderDataset(base, "valid", 4, model.mel_spectrogram(center=False), lambda w, c: {"x": w[1:]},
+                       with_label=True)
     item = ds[0]
     e = ds.base.items[0]
     wav = torch.from_numpy(sf.read(ds.base.base / e["path"], dtype="float32")[0])
@@ -28,6 +29,7 @@ def test_crop_mel_equals_whole_clip_frames(tmp_path):
     # the model's own conditioning of the whole clip is the same frames (sample n -> frame n // hop)
     torch.testing.assert_close(model.mel_condition(wav[None])[0], whole[:, :len(wav) // hop])
     # a pre-emphasized target sees its true predecessor: the crop's x equals the whole file's, sliced
-    pre = VocoderDataset(base, "valid", 4, model.mel_spectrogram(center=False), lambda w: preemphasis(w, 0.85),
+    pre = VocoderDataset(base, "valid", 4, model.mel_spectrogram(center=False),
+                         lambda w, c: {"x": preemphasis(w, 0.85)[1:]},
                          with_label=True)[0]
     torch.testing.assert_close(pre["x"], preemphasis(wav, 0.85)[pick * hop:(pick + 4) * hop])

@@ -27,7 +27,7 @@ def data_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("preset,data", [("mulaw", "speech"), ("mol", "chorales")])
+@pytest.mark.parametrize("preset,data", [("mulaw", "speech"), ("mol", "chorales"), ("lp", "speech")])
 def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
     recipe = load_recipe("vocoder")
     cfg = recipe.config(preset, debug=True)
@@ -42,7 +42,8 @@ def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
     # speech/en is one speaker (no global conditioning); the chorales here have 2 instruments
     assert model.config.num_speakers == (0 if data == "speech" else 2)
     assert model.config.speaker_names == (() if data == "speech" else ("organ", "strings"))
-    assert model.config.head == preset
+    assert model.config.head == ("mol" if preset == "mol" else "mulaw")
+    assert model.config.lpc_order == (16 if preset == "lp" else 0)
     # the saved config holds the whole front end: nothing beside config.json + weights is needed to vocode
     assert (model.config.hop_length, model.config.cond_channels, model.config.n_fft) == (256, 80, 1024)
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "heldout.wav", "model.safetensors"]
@@ -63,9 +64,10 @@ def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
 
 def test_presets_and_their_refusal():
     recipe = load_recipe("vocoder")
-    assert set(recipe.presets) == {"mulaw", "mol"}
+    assert set(recipe.presets) == {"mulaw", "mol", "lp"}
     assert recipe.config("mol").model.bits == 16 and recipe.config().model.head == "mulaw"
-    with pytest.raises(ValueError, match=r"recipe 'vocoder' has no preset 'wavernn'; choose from \['mol', 'mulaw'\]"):
+    with pytest.raises(ValueError,
+                       match=r"recipe 'vocoder' has no preset 'wavernn'; choose from \['lp', 'mol', 'mulaw'\]"):
         recipe.config("wavernn")
 
 
