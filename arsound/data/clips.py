@@ -11,6 +11,9 @@ Letters: T samples, M mel bands.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -31,6 +34,36 @@ def open_split(name: str, split: str, root=DEFAULT_ROOT, language: str = "") -> 
     return AudioDataset(name, split, root=root, label=LABELS[name], where=where)
 
 
+@dataclass
+class Augment:
+    """Random changes of a training crop that a vocoder should follow, drawn from the global torch RNG (so the
+    Trainer's resume replays them): a gain uniform in ``gain_db`` (lowered where it would push the peak past
+    1), and with probability ``lowpass`` a zero-phase low-pass at a cutoff uniform in ``cutoff`` Hz (a raised-
+    cosine edge ``width`` Hz wide, by FFT over the crop): users' audio comes at every level and bandwidth."""
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    lowpass: float = 0.0
+    cutoff: tuple[float, float] = (3000.0, 7000.0)
+    width: float = 500.0
+
+    @property
+    def active(self) -> bool:
+        return self.gain_db != (0.0, 0.0) or self.lowpass > 0
+
+    def __call__(self, wav: Tensor, sr: int) -> Tensor:
+        """``wav[T] -> wav[T]``."""
+        if self.lowpass > 0 and torch.rand(()).item() < self.lowpass:
+            fc = self.cutoff[0] + (self.cutoff[1] - self.cutoff[0]) * torch.rand(()).item()
+            f = torch.fft.rfftfreq(wav.shape[-1], 1 / sr)
+            edge = ((f - (fc - self.width / 2)) / self.width).clamp(0, 1)
+            wav = torch.fft.irfft(torch.fft.rfft(wav) * 0.5 * (1 + torch.cos(math.pi * edge)), n=wav.shape[-1])
+        lo, hi = self.gain_db
+        if (lo, hi) != (0.0, 0.0):
+            db = lo + (hi - lo) * torch.rand(()).item()
+            peak = wav.abs().max().clamp_min(1e-8).item()
+            wav = wav * min(10 ** (db / 20), 0.999 / peak)
+        return wav
+
+
 class VocoderDataset(Dataset):
     """``ds[i] -> {"x": LongTensor[T], "c": Tensor[M, T // hop], ("s": Tensor[T]), ("g": LongTensor[])}`` from a
     prepared split.
@@ -39,17 +72,19 @@ class VocoderDataset(Dataset):
     (``WaveNet.targets``: ``x``, and an LP model's signal ``s``), ``c`` is the normalized log-mel of the crop
     (frames of the whole clip, see the module docstring) by ``mel`` (the model's front end, ``center=False``),
     ``g`` the label index when ``with_label``. Train crops are random (global torch RNG, so the Trainer's resume
-    replays them); other splits take the middle crop.
+    replays them); other splits take the middle crop. ``augment`` (an :class:`Augment`) changes each crop,
+    context included, before its mel and targets are made.
     """
 
     def __init__(self, base: AudioDataset, split: str, segment_frames: int, mel: MelSpectrogram, targets,
-                 with_label: bool, random_crop: bool | None = None) -> None:
+                 with_label: bool, random_crop: bool | None = None, augment: Augment | None = None) -> None:
         if mel.center:
             raise ValueError("VocoderDataset needs the front end with center=False (crops carry their context)")
         self.base = base
         self.segment = segment_frames * mel.hop
         self.hop, self.pad = mel.hop, mel.n_fft // 2
         self.mel, self.targets, self.with_label = mel, targets, with_label
+        self.augment = augment if augment is not None and augment.active else None
         self.random_crop = split == "train" if random_crop is None else random_crop
 
     @property
@@ -64,6 +99,8 @@ class VocoderDataset(Dataset):
         slots = max(0, e["samples"] - self.segment) // self.hop + 1
         pick = int(torch.randint(slots, (1,))) if self.random_crop else slots // 2
         wav = read_span(self.base.base / e["path"], pick * self.hop, self.segment, self.pad, e["samples"])
+        if self.augment is not None:
+            wav = self.augment(wav, self.base.sample_rate)
         with torch.no_grad():
             c = normalize_mel(self.mel(wav))[:, :self.segment // self.hop]   # (M, k)
         # one sample of context, so a pre-emphasized model's first target sees its true predecessor

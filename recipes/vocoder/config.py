@@ -52,6 +52,8 @@ class VocoderData:
     root: str = "data_cache"
     language: str = "en"               # speech only; "" = all languages (then several speakers)
     segment_frames: int = 16           # training crop: segment_frames * hop samples
+    gain_db: tuple[float, float] = (0.0, 0.0)  # training crops: a random gain in this range (dB), e.g. (-30, 0)
+    lowpass: float = 0.0               # training crops: probability of a random low-pass (3-7 kHz)
 
 
 @dataclass

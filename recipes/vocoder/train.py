@@ -24,7 +24,7 @@ from arsound.core.checkpoint import hardware, save_pretrained, warm_start
 from arsound.core.files import write_json
 from arsound.core.metrics import bits_per_sample
 from arsound.core.train import Trainer, evaluate
-from arsound.data.clips import VocoderDataset, heldout_clips, open_split
+from arsound.data.clips import Augment, VocoderDataset, heldout_clips, open_split
 
 from .config import Config
 
@@ -100,8 +100,9 @@ def main(cfg: Config) -> dict:
     mel = model.mel_spectrogram(center=False)
 
     def crops(split: str) -> VocoderDataset:
+        augment = Augment(tuple(data.gain_db), data.lowpass) if split == "train" else None
         return VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
-                              mel, model.targets, labelled)
+                              mel, model.targets, labelled, augment=augment)
 
     train, valid = crops("train"), crops("valid")
     out = Path(cfg.train.out_dir)

@@ -1,6 +1,7 @@
 """Vocoder crops are aligned with the whole clip's mel frames (``data/clips.py``)."""
 from __future__ import annotations
 
+import pytest
 import soundfile as sf
 import torch
 
@@ -33,3 +34,31 @@ def test_crop_mel_equals_whole_clip_frames(tmp_path):
                          lambda w, c: {"x": preemphasis(w, 0.85)[1:]},
                          with_label=True)[0]
     torch.testing.assert_close(pre["x"], preemphasis(wav, 0.85)[pick * hop:(pick + 4) * hop])
+
+
+def test_augment_level_and_bandwidth():
+    """Gains land in their range (the peak kept below 1), a low-pass leaves little above its cutoff, the draws
+    come from the global torch RNG (so a resumed run replays them), and no augmentation is the plain crop."""
+    from arsound.data.clips import Augment
+
+    sr, T = 16000, 4096
+    g = torch.Generator().manual_seed(0)
+    wav = 0.1 * torch.randn(T, generator=g)                                    # white: energy at every frequency
+    aug = Augment(gain_db=(-30.0, 0.0))
+    torch.manual_seed(1)
+    gains = [20 * torch.log10(aug(wav, sr).abs().max() / wav.abs().max()).item() for _ in range(50)]
+    assert -30 <= min(gains) < -20 and -10 < max(gains) <= 0.01
+    loud = Augment(gain_db=(20.0, 20.0))(wav, sr)
+    assert loud.abs().max().item() == pytest.approx(0.999, abs=1e-6)         # capped below full scale
+    lp = Augment(lowpass=1.0, cutoff=(4000.0, 4000.0))
+    y = lp(wav, sr)
+    f = torch.fft.rfftfreq(T, 1 / sr)
+    p_in, p_out = torch.fft.rfft(wav).abs() ** 2, torch.fft.rfft(y).abs() ** 2
+    assert p_out[f > 4250].sum() < 1e-6 * p_in[f > 4250].sum()
+    torch.testing.assert_close(p_out[f < 3700].sum(), p_in[f < 3700].sum(), rtol=1e-4, atol=0)
+    torch.manual_seed(7)
+    a = [Augment(gain_db=(-10.0, 0.0), lowpass=0.5)(wav, sr) for _ in range(4)]
+    torch.manual_seed(7)
+    b = [Augment(gain_db=(-10.0, 0.0), lowpass=0.5)(wav, sr) for _ in range(4)]
+    assert all(torch.equal(x, z) for x, z in zip(a, b))
+    assert not Augment().active and Augment(lowpass=0.1).active

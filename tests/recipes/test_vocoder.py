@@ -32,6 +32,9 @@ def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
     recipe = load_recipe("vocoder")
     cfg = recipe.config(preset, debug=True)
     apply_overrides(cfg, [f"--data.name={data}", f"--data.root={data_root}", f"--train.out_dir={tmp_path / 'run'}"])
+    if preset == "lp":                                          # with the level and bandwidth augmentation
+        apply_overrides(cfg, ["--data.gain_db=-30,0", "--data.lowpass=0.5"])
+        assert cfg.data.gain_db == (-30.0, 0.0)
     result = recipe.main(cfg)
     assert result["steps"] == 1
     assert np.isfinite(result["nll_bits_per_sample"]) and result["nll_bits_per_sample"] > 0
