@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ..core.distributions import Categorical
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
@@ -145,14 +146,15 @@ class WaveRNN(ARModel):
         return {"x": self.encode(wav[..., 1:])}
 
     # ---- conditioning -----------------------------------------------------------------------------
-    def check_cond(self, c: Tensor | None, g: Tensor | None) -> None:
+    def check_cond(self, c: Tensor | None, g: Tensor | None, local: bool | None = None) -> None:
+        """The conditioning this model needs, no more (``local``: whether ``c`` is given, when it comes as blocks)."""
         cfg = self.config
-        if (c is None) != (self.upsample is None):
-            raise ValueError(f"this WaveRNN {'needs' if c is None else 'takes no'} local conditioning "
+        local = c is not None if local is None else local
+        if local != (self.upsample is not None):
+            raise ValueError(f"this WaveRNN {'needs' if not local else 'takes no'} local conditioning "
                              f"(cond_channels={cfg.cond_channels}): c[B, C, frames]")
-        if c is not None and (c.ndim != 3 or c.shape[1] != cfg.cond_channels or not torch.isfinite(c).all()):
-            raise ValueError(f"local conditioning must be finite c[B, {cfg.cond_channels}, frames], got "
-                             f"{tuple(c.shape)}")
+        if c is not None:
+            self.check_frames(c)
         if (g is None) != (self.speaker_embed is None):
             raise ValueError(f"this WaveRNN {'needs' if g is None else 'takes no'} global conditioning "
                              f"(num_speakers={cfg.num_speakers}): g = LongTensor[B]")
@@ -194,59 +196,92 @@ class WaveRNN(ARModel):
         return out.flatten(1, 2)
 
     # ---- generation -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def steps(self, canvas: Canvas, c: Tensor | None = None, g: Tensor | None = None):
-        """The cached step: ``step(s, prev)``; even ``s = 2t``: the coarse half's GRU update from ``h[t-1]`` and
-        ``[c[t-1], f[t-1]]`` -> coarse logits; odd ``s``: the fine half's update with the drawn ``c[t]`` -> fine
-        logits. O(H^2) per sample, the state ``[n, H]`` carried."""
-        n, H = canvas.n, self.config.hidden
+    def check_frames(self, c: Tensor) -> None:
+        """Local conditioning (or a block of it) is ``c[B, cond_channels, frames]`` of finite numbers."""
+        C = self.config.cond_channels
+        if c.ndim != 3 or c.shape[1] != C or not torch.isfinite(c).all():
+            raise ValueError(f"local conditioning must be finite c[B, {C}, frames], got {tuple(c.shape)}")
+
+    def stepper(self, n: int, cond=None, g: Tensor | None = None):
+        """The cached step for ``n`` streams: ``step(s, prev) -> logits[n, 256]`` for byte ``s`` (counted from the
+        start of the stream), ``prev`` the byte drawn before it. Even ``s = 2t``: the coarse half's GRU update from
+        ``h[t-1]`` and ``[c[t-1], f[t-1]]``; odd: the fine half's, with the drawn ``c[t]``; O(H^2) per sample.
+        ``cond``: a :class:`~arsound.audio.wavenet_fast.FrameCond` (frames upsampled a block of steps at a time)."""
+        H = self.config.hidden
         H2 = H // 2
-        T = canvas.D // 2
-        cond = self.conditioning(c, g, T, n)                        # (n, T, Cc) or None
         w_ih = (self.gru.weight_ih_l0 * self.input_mask).detach()   # (3H, In)
         w_hh, b_ih, b_hh = (p.detach() for p in (self.gru.weight_hh_l0, self.gru.bias_ih_l0, self.gru.bias_hh_l0))
-        rows = {half: torch.cat([torch.arange(g_ * H + o, g_ * H + o + H2) for g_ in range(3)])
+        rows = {half: torch.cat([torch.arange(k * H + o, k * H + o + H2) for k in range(3)])
                 for half, o in (("c", 0), ("f", H2))}
-        W = {k: (w_ih[r], w_hh[r], b_ih[r], b_hh[r]) for k, r in rows.items()}
+        W = {k: (w_ih[r].t().contiguous(), w_hh[r].t().contiguous(), b_ih[r], b_hh[r]) for k, r in rows.items()}
         dev, dt = self.device, self.dtype
-        state = {"h": torch.zeros(n, H, device=dev, dtype=dt), "c": None, "f": None, "x": None}
+        spk = None if g is None else self.speaker_embed(g.to(dev))  # (n, speaker_dim)
+        st = {"h": torch.zeros(n, H, device=dev, dtype=dt), "c": None, "block": (0, 0, None)}
+
+        def inputs(t: int) -> Tensor:
+            """The conditioning part of the input at sample ``t``: ``[n, Cc]`` (or an empty ``[n, 0]``)."""
+            parts = []
+            if cond is not None:
+                t0, t1, up = st["block"]
+                if not t0 <= t < t1:
+                    t1 = cond.available(t + 1024)
+                    if t1 <= t:
+                        raise ValueError(f"local conditioning covers {t} samples; cannot generate sample {t + 1}")
+                    up = cond.window(t, t1).transpose(1, 2)          # (n, tb, C)
+                    st["block"] = t0, t1, up = (t, t1, up)
+                parts.append(up[:n, t - t0])
+            if spk is not None:
+                parts.append(spk)
+            return torch.cat(parts, -1) if parts else torch.empty(n, 0, device=dev, dtype=dt)
 
         def half(name: str, x_in: Tensor, h: Tensor, h_half: Tensor) -> Tensor:
             wi, wh, bi, bh = W[name]
-            gi, gh = torch.addmm(bi, x_in, wi.t()), torch.addmm(bh, h, wh.t())
+            gi, gh = torch.addmm(bi, x_in, wi), torch.addmm(bh, h, wh)
             r = torch.sigmoid(gi[:, :H2] + gh[:, :H2])
             z = torch.sigmoid(gi[:, H2:2 * H2] + gh[:, H2:2 * H2])
-            nn_ = torch.tanh(gi[:, 2 * H2:] + r * gh[:, 2 * H2:])
-            return (1 - z) * nn_ + z * h_half
+            cand = torch.tanh(gi[:, 2 * H2:] + r * gh[:, 2 * H2:])
+            return (1 - z) * cand + z * h_half
 
         def step(s: int, prev: Tensor | None) -> Tensor:
-            t = s // 2
             if s % 2 == 0:
                 if s == 0:
                     pc = torch.full((n,), SILENCE[0], device=dev)
                     pf = torch.full((n,), SILENCE[1], device=dev)
                 else:
-                    pc, pf = state["c"], prev
-                x = torch.stack([self.scaled(pc), self.scaled(pf), torch.zeros(n, device=dev)], -1).to(dt)
-                if cond is not None:
-                    x = torch.cat([x, cond[:, t]], -1)
-                state["x"] = x
-                state["hc"] = half("c", x, state["h"], state["h"][:, :H2])
-                return self.coarse(state["hc"])
-            x = state["x"].clone()
+                    pc, pf = st["c"], prev
+                x = torch.cat([torch.stack([self.scaled(pc), self.scaled(pf), torch.zeros(n, device=dev)], -1).to(dt),
+                               inputs(s // 2)], -1)
+                st["x"] = x
+                st["hc"] = half("c", x, st["h"], st["h"][:, :H2])
+                return self.coarse(st["hc"])
+            x = st["x"].clone()
             x[:, 2] = self.scaled(prev)                             # the coarse byte just drawn
-            hf = half("f", x, state["h"], state["h"][:, H2:])
-            state["h"] = torch.cat([state["hc"], hf], 1)
-            state["c"] = prev
+            hf = half("f", x, st["h"], st["h"][:, H2:])
+            st["h"], st["c"] = torch.cat([st["hc"], hf], 1), prev
             return self.fine(hf)
 
+        return step
+
+    @contextlib.contextmanager
+    def steps(self, canvas: Canvas, c: Tensor | None = None, g: Tensor | None = None):
+        """The cached step over one canvas (see :meth:`stepper`)."""
+        from .wavenet_fast import FrameCond
+
+        self.check_cond(c, g)
         with torch.no_grad():
-            yield step
+            yield self.stepper(canvas.n, None if c is None else FrameCond(self, c), g)
 
     def _canvas_length(self, c: Tensor | None, length: int | None) -> int:
         if length is not None:
             return int(length)
         return c.shape[-1] * self.config.hop_length if c is not None else self.config.length
+
+    def _uniforms(self, generator, T: int, B: int) -> Tensor:
+        """Uniforms of bytes ``[0, 2T)``, drawn time-major (so a run in pieces draws the same): ``[B, 2T, 1]``."""
+        from ..core.sampling import get_uniform
+
+        dev = generator.device if generator is not None else self.device
+        return get_uniform(None, (2 * T, B, 1), generator=generator, device=dev).to(self.device).transpose(0, 1)
 
     @torch.no_grad()
     def generate(self, n: int | None = None, c: Tensor | None = None, g: Tensor | None = None, *,
@@ -254,23 +289,96 @@ class WaveRNN(ARModel):
                  generator: torch.Generator | None = None, uniforms: Tensor | None = None, method: str = "auto",
                  progress: bool = False) -> Tensor:
         """Bytes ``x[B, 2T]`` (:meth:`decode` for the waveform); ``T`` is ``length``, else ``c``'s frames x hop,
-        else ``config.length``. ``method``: ``"auto"`` / ``"cached"`` (:meth:`steps`) or ``"naive"`` (a full
-        forward per byte, the reference). ``uniforms[B, 2T, 1]`` make two runs draw identical values."""
+        else ``config.length``. ``method``: ``"auto"`` / ``"cached"`` (:meth:`stream`'s pieces joined) or
+        ``"naive"`` (a full forward per byte, the reference). The uniforms are drawn time-major from
+        ``generator``; ``uniforms[B, 2T, 1]`` make two runs draw identical values."""
         if method not in ("auto", "cached", "naive"):
             raise ValueError(f"unknown method '{method}'; choose auto, cached or naive")
+        if method != "naive":
+            return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
+                                              generator=generator, uniforms=uniforms, progress=progress)), 1)
+        B, T, c, g = self._prepare(n, c, g, length, temperature, greedy)
+        if uniforms is None and not greedy:
+            uniforms = self._uniforms(generator, T, B)
+        canvas = Canvas(self, B, None, None, temperature, greedy, uniforms, shape=(2 * T,), order=torch.arange(2 * T))
+        with eval_mode(self):
+            return run_steps(self, canvas, self.naive_steps(canvas, c=c, g=g), progress=progress)
+
+    def _prepare(self, n, c, g, length, temperature, greedy, blocks: bool = False):
+        """Checked and moved arguments of :meth:`generate` / :meth:`stream`: ``(B, T or None, c, g)``."""
         if not greedy:
             check_temperature(temperature)
-        B = n if n is not None else (c.shape[0] if c is not None else g.shape[0] if g is not None else 1)
-        T = self._canvas_length(c, length)
-        if B < 1 or T < 1:
+        self.check_cond(None if blocks else c, g, local=True if blocks else None)
+        B = n if n is not None else (g.shape[0] if g is not None else c.shape[0] if c is not None and not blocks
+                                     else 1)
+        T = None if blocks and length is None else self._canvas_length(None if blocks else c, length)
+        if B < 1 or (T is not None and T < 1):
             raise ValueError(f"need at least one stream of at least one sample, got {B} x {T}")
-        c = None if c is None else c.to(self.device)
-        g = None if g is None else g.to(self.device)
-        canvas = Canvas(self, B, None, generator, temperature, greedy, uniforms, shape=(2 * T,),
-                        order=torch.arange(2 * T))
+        if not blocks and c is not None and c.shape[0] != B:
+            raise ValueError(f"c has batch {c.shape[0]} but {B} streams were asked for")
+        move = (lambda v: None if v is None else v.to(self.device))
+        return B, T, (c if blocks else move(c)), move(g)
+
+    @torch.no_grad()
+    def stream(self, n: int | None = None, c=None, g: Tensor | None = None, *, length: int | None = None,
+               temperature: float = 1.0, greedy: bool = False, generator: torch.Generator | None = None,
+               uniforms: Tensor | None = None, chunk: int = 8192, progress: bool = False,
+               expected: int | None = None) -> Iterator[Tensor]:
+        """Cached generation in pieces of ``chunk`` samples: yields bytes ``x[B, 2t]`` that concatenated are
+        :meth:`generate`'s result. ``c``: ``Tensor[B, C, F]`` or an iterable of ``[B, C, F_i]`` frame blocks,
+        consumed as generation reaches them (the stream then runs until they end). Memory: the state, one piece
+        and one window of conditioning."""
+        from ..core.sampling import get_uniform
+        from .wavenet_fast import FrameCond
+
+        blocks = c is not None and not isinstance(c, Tensor)
+        B, T, c, g = self._prepare(n, c, g, length, temperature, greedy, blocks=blocks)
+        cond = None if c is None else FrameCond(self, c)
+        step = self.stepper(B, cond, g)
+        bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
+                   dynamic_ncols=True, delay=0.5)
+        t, carry = 0, None
         with eval_mode(self):
-            steps = (self.naive_steps(canvas, c=c, g=g) if method == "naive" else self.steps(canvas, c=c, g=g))
-            return run_steps(self, canvas, steps, progress=progress)
+            while True:
+                t1 = t + chunk if T is None else min(t + chunk, T)
+                if cond is not None:
+                    t1 = cond.available(t1)
+                if t1 <= t:
+                    break
+                u = None
+                if not greedy:
+                    u = (uniforms[:, 2 * t:2 * t1].to(self.device) if uniforms is not None else get_uniform(
+                        None, (2 * (t1 - t), B, 1), generator=generator,
+                        device=generator.device if generator is not None else self.device
+                    ).to(self.device).transpose(0, 1))
+                canvas = Canvas(self, B, None, None, temperature, greedy, u, shape=(2 * (t1 - t),),
+                                order=torch.arange(2 * (t1 - t)))
+
+                @contextlib.contextmanager
+                def piece(s0=2 * t, first=carry):
+                    yield lambda s, prev: step(s0 + s, first if s == 0 else prev)
+
+                x = run_steps(self, canvas, piece())
+                carry = x[:, -1].clone()
+                bar.update(t1 - t)
+                yield x
+                t = t1
+        bar.close()
+
+    def stream_waveform(self, *args, **kw) -> Iterator[Tensor]:
+        """:meth:`stream`'s pieces as waveform pieces ``[B, t]`` (CPU, float32)."""
+        for x in self.stream(*args, **kw):
+            yield self.decode(x).cpu()
+
+    def speaker_index(self, spec: int | str) -> int:
+        """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
+        names, n = [str(v) for v in self.config.speaker_names], self.config.num_speakers
+        if str(spec) in names:
+            return names.index(str(spec))
+        if not str(spec).lstrip("-").isdigit() or not 0 <= int(spec) < n:
+            raise ValueError(f"speaker must be an id in [0, {n})" + (f" or one of {names}" if names else "")
+                             + f", got '{spec}'")
+        return int(spec)
 
     @torch.no_grad()
     def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,

@@ -126,3 +126,42 @@ def test_mask_survives_training_and_conditioning_errors():
         model(x, c=conds(model, 2, 8)["c"], g=torch.tensor([0, 5]))
     with pytest.raises(ValueError, match="hidden must be even"):
         WaveRNN(WaveRNNConfig(hidden=15))
+
+
+def test_stream_pieces_and_frame_blocks_join_into_one_run():
+    """Pieces of any size, and conditioning given as frame blocks, give what one run gives (the state, the last
+    byte and the time-major uniforms carry over); naive with the same generator draws the same."""
+    model = tiny()
+    B, T = 2, 22
+    cond = conds(model, B, T)
+    whole = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), **cond)
+    naive = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), method="naive", **cond)
+    assert torch.equal(whole, naive)
+    for chunk in (1, 5, 1000):
+        pieces = list(model.stream(B, length=T, generator=torch.Generator().manual_seed(1), chunk=chunk, **cond))
+        assert all(p.shape[1] <= 2 * chunk for p in pieces) and torch.equal(torch.cat(pieces, 1), whole)
+    c = cond["c"][..., :T // HOP]                                            # whole frames: 20 samples
+    ref = model.generate(B, c=c, g=cond["g"], generator=torch.Generator().manual_seed(2))
+    blocks = iter([c[..., :2], c[..., 2:3], c[..., 3:]])
+    got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], generator=torch.Generator().manual_seed(2),
+                                      chunk=3)), 1)
+    assert ref.shape == (B, 2 * 20) and torch.equal(got, ref)
+
+
+def test_vocode_runs_a_wavernn_vocoder(tmp_path):
+    """The vocoder API takes a WaveRNN with the vocoder front end: vocode() and the streaming vocode_file()."""
+    from arsound.audio.io import load_audio, save_audio
+    from arsound.audio.vocoder import vocode, vocode_file
+    from tests.fakes import SR, tone
+
+    torch.manual_seed(0)
+    model = WaveRNN(WaveRNNConfig(hidden=16, fc=8, cond_channels=80, hop_length=256, num_speakers=2,
+                                  speaker_names=("a", "b"), sample_rate=SR)).eval()
+    wav = torch.from_numpy(tone(0.1, 330, 0))                                # 6 whole frames
+    y = vocode(model, wav=wav, g="b", progress=False)
+    assert y.shape == (6 * 256,) and torch.isfinite(y).all() and y.abs().max() <= 1
+    save_audio(tmp_path / "in.wav", wav.numpy(), SR)
+    n = vocode_file(model, tmp_path / "in.wav", tmp_path / "out.wav", g="b", progress=False)
+    out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
+    assert n == 6 * 256 and out.shape == y.shape
+    torch.testing.assert_close(out, y, atol=1 / 32768, rtol=0)               # 16-bit file
