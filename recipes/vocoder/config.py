@@ -8,6 +8,8 @@ when the data has several speakers / instruments, on a global label. Three prese
 - ``lp``: the mu-law network of ``mulaw`` modelling the excitation of an order-16 all-pole filter computed
   from the mel (LP-WaveNet, Hwang et al., 2018; LPCNet, Valin & Skoglund, 2019; ``audio/lpc.py``); no
   pre-emphasis (the filter carries the tilt).
+- ``wavernn``: not a WaveNet: WaveRNN's GRU with a dual softmax over 16-bit samples (Kalchbrenner et al., 2018;
+  ``audio/wavernn.py``), hidden 256, the same front end and upsampler.
 
     arsound train vocoder --data.name=speech --out runs/vocoder_speech
     arsound train vocoder --preset mol --data.name=chorales --out runs/vocoder_mol_chorales
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arsound.audio.wavenet import WaveNetConfig
+from arsound.audio.wavernn import WaveRNNConfig
 from arsound.core.train import TrainConfig
 
 FRONT_END = dict(cond_channels=80, hop_length=256, upsample_scales=(4, 4, 4, 4), n_fft=1024, fmin=0.0, fmax=8000.0)
@@ -44,6 +47,11 @@ def mol_model(**over) -> WaveNetConfig:
 def lp_model(**over) -> WaveNetConfig:
     """``mulaw_model`` on the excitation of an order-16 linear predictor from the mel, without pre-emphasis."""
     return mulaw_model(**{**dict(preemphasis=0.0, lpc_order=16), **over})
+
+
+def wavernn_model(**over) -> WaveRNNConfig:
+    """A GRU of 256 (two halves of 128), output networks of 128, on the vocoder front end."""
+    return WaveRNNConfig(**{**FRONT_END, **dict(hidden=256, fc=128), **over})
 
 
 @dataclass
@@ -81,7 +89,7 @@ TINY = dict(layers=2, cycles=1, kernel_size=2, residual_channels=4, gate_channel
 
 @dataclass
 class Config:
-    model: WaveNetConfig = field(default_factory=mulaw_model)
+    model: WaveNetConfig | WaveRNNConfig = field(default_factory=mulaw_model)
     data: VocoderData = field(default_factory=lambda: VocoderData(segment_frames=8))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=4000, batch_size=8, lr=2e-3, warmup_steps=50, eval_every=1000, eval_batches=4, ckpt_every=100,
@@ -102,11 +110,18 @@ class Config:
         return cfg
 
     @classmethod
+    def wavernn(cls) -> "Config":
+        cfg = cls(model=wavernn_model())
+        cfg.train.out_dir = "runs/vocoder_wavernn"
+        return cfg
+
+    @classmethod
     def debug(cls, preset: str = "mulaw") -> "Config":
         model = {"mulaw": lambda: mulaw_model(**TINY), "lp": lambda: lp_model(**TINY),
-                 "mol": lambda: mol_model(**TINY, num_mixtures=2)}[preset]()
+                 "mol": lambda: mol_model(**TINY, num_mixtures=2),
+                 "wavernn": lambda: wavernn_model(hidden=8, fc=8)}[preset]()
         return cls(model=model, data=VocoderData(segment_frames=2), train=_debug_train(f"vocoder_{preset}"),
                    eval=_debug_eval())
 
 
-PRESETS = {"mulaw": Config, "mol": Config.mol, "lp": Config.lp}
+PRESETS = {"mulaw": Config, "mol": Config.mol, "lp": Config.lp, "wavernn": Config.wavernn}

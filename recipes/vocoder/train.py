@@ -20,6 +20,7 @@ from arsound.audio.io import load_audio, save_audio
 from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
 from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode
 from arsound.audio.wavenet import WaveNet
+from arsound.audio.wavernn import WaveRNN, WaveRNNConfig
 from arsound.core.checkpoint import hardware, save_pretrained, warm_start
 from arsound.core.files import write_json
 from arsound.core.metrics import bits_per_sample
@@ -29,6 +30,17 @@ from arsound.data.clips import Augment, VocoderDataset, heldout_clips, open_spli
 from .config import Config
 
 HELDOUT_FILE = "heldout.wav"
+
+
+def kind(model) -> str:
+    """What a vocoder is, in a word: ``mulaw`` / ``mol`` (the WaveNet's head), ``lp`` or ``wavernn``."""
+    if isinstance(model, WaveRNN):
+        return "wavernn"
+    return "lp" if model.is_lp else model.config.head
+
+
+def name_of(model) -> str:
+    return {"wavernn": "WaveRNN", "lp": "LP WaveNet"}.get(kind(model), "WaveNet")
 
 
 def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: int = 32, temperature: float = 1.0,
@@ -92,9 +104,10 @@ def main(cfg: Config) -> dict:
     probe = open_split(data.name, "train", data.root, data.language)
     classes = [str(c) for c in probe.classes]
     labelled = len(classes) > 1
-    model = WaveNet(replace(cfg.model, num_speakers=len(classes) if labelled else 0,
-                            speaker_names=tuple(classes) if labelled else (), sample_rate=probe.sample_rate))
-    recipe = "vocoder" + ("" if cfg.model.head == "mulaw" else f" ({cfg.model.head})")
+    cls = WaveRNN if isinstance(cfg.model, WaveRNNConfig) else WaveNet
+    model = cls(replace(cfg.model, num_speakers=len(classes) if labelled else 0,
+                        speaker_names=tuple(classes) if labelled else (), sample_rate=probe.sample_rate))
+    recipe = "vocoder" + (f" ({kind(model)})" if kind(model) != "mulaw" else "")
     if cfg.init:  # before the Trainer, so its EMA starts from these weights (a resume.pt still wins)
         warm_start(model, cfg.init)
     mel = model.mel_spectrogram(center=False)
@@ -152,9 +165,11 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
     clips_t, labels_t, ids = heldout_clips(test.base, ev.clips, ev.seconds, final.config.hop_length)
     rep, audio = resynthesis_report(final, clips_t, labels_t, ev.griffin_lim_iters, temperature,
                                     seed=cfg.train.seed, progress=cfg.train.progress)
-    result = {"recipe": recipe, "data": asdict(data), "head": final.config.head, "bits": final.config.bits,
-              "preemphasis": final.config.preemphasis,
-              "params": final.num_parameters(), "receptive_field": final.receptive_field, "steps": steps,
+    pre = getattr(final.config, "preemphasis", 0.0)
+    result = {"recipe": recipe, "data": asdict(data), "model_kind": kind(final),
+              "head": getattr(final.config, "head", "dual softmax"), "bits": getattr(final.config, "bits", 16),
+              "preemphasis": pre, "params": final.num_parameters(),
+              "receptive_field": getattr(final, "receptive_field", None), "steps": steps,
               "train_s": round(train_s, 1), "hardware": hardware(), "split": split, "clips": ids,
               "nll_bits_per_sample": bits_per_sample(nll["nll"], test.segment),
               "nll_nats_per_sample": nll["loss"], "model": rep["model"], "griffin_lim": rep["griffin_lim"],
@@ -170,21 +185,21 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
               else f"temperature {temperature:g}")
     card = {**card, "steps": steps, "training time": f"{train_s / 60:.1f} min",
             "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "ema_decay": cfg.train.ema_decay,
-            "pre-emphasis": final.config.preemphasis,
+            "pre-emphasis": pre,
             f"{split} NLL": f"{result['nll_bits_per_sample']:.3f} bits/sample"
-            + (" (of the pre-emphasized signal)" if final.config.preemphasis else ""),
+            + (" (of the pre-emphasized signal)" if pre else " (of the excitation)" if kind(final) == "lp" else ""),
             "sampling": chosen + " (config.temperature)",
             f"{split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / sr:.2f} s)":
-                f"WaveNet LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
+                f"{name_of(final)} LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
                 f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
                 f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
             "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
     ex = write_heldout_example(final, out, cfg)
     result["heldout_example"] = ex
     card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split)"] = (
-        f"WaveNet LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; Griffin-Lim LSD "
-        f"{ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; rerun: arsound vocode "
-        f"THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"
+        f"{name_of(final)} LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; "
+        f"Griffin-Lim LSD {ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; "
+        f"rerun: arsound vocode THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"
         + (f" --speaker {ex['speaker']}" if ex["speaker"] is not None else ""))
     folder = save_pretrained(final, out / "model", card=card)  # replaces the Trainer's export, richer card
     os.replace(out / HELDOUT_FILE, folder / HELDOUT_FILE)
