@@ -20,8 +20,10 @@ Letters: B batch, T samples, C conditioning channels, H hidden (two halves of H 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -37,6 +39,9 @@ from .wavenet import ConditionUpsampler
 LEVELS = 65536          # 16-bit samples
 BYTE = 256
 SILENCE = (128, 0)      # the bytes of the sample 0.0 (v = 32768): the input before the first sample
+# "auto" takes the native step up to this many streams: above it PyTorch's batched matmuls win (hidden 256, one
+# thread: native 11x the PyTorch step at batch 1, 2x at 8, 0.7x at 32; benchmarks/wavernn_generation.py)
+NATIVE_MAX_BATCH = 16
 
 
 @dataclass
@@ -289,14 +294,15 @@ class WaveRNN(ARModel):
                  generator: torch.Generator | None = None, uniforms: Tensor | None = None, method: str = "auto",
                  progress: bool = False) -> Tensor:
         """Bytes ``x[B, 2T]`` (:meth:`decode` for the waveform); ``T`` is ``length``, else ``c``'s frames x hop,
-        else ``config.length``. ``method``: ``"auto"`` / ``"cached"`` (:meth:`stream`'s pieces joined) or
-        ``"naive"`` (a full forward per byte, the reference). The uniforms are drawn time-major from
+        else ``config.length``. ``method``: ``"auto"``, ``"cached"`` or ``"native"`` (:meth:`stream`'s pieces joined)
+        or ``"naive"`` (a full forward per byte, the reference). The uniforms are drawn time-major from
         ``generator``; ``uniforms[B, 2T, 1]`` make two runs draw identical values."""
-        if method not in ("auto", "cached", "naive"):
-            raise ValueError(f"unknown method '{method}'; choose auto, cached or naive")
+        if method not in ("auto", "cached", "native", "naive"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached, native or naive")
         if method != "naive":
             return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
-                                              generator=generator, uniforms=uniforms, progress=progress)), 1)
+                                              generator=generator, uniforms=uniforms, progress=progress,
+                                              method=method)), 1)
         B, T, c, g = self._prepare(n, c, g, length, temperature, greedy)
         if uniforms is None and not greedy:
             uniforms = self._uniforms(generator, T, B)
@@ -323,18 +329,28 @@ class WaveRNN(ARModel):
     def stream(self, n: int | None = None, c=None, g: Tensor | None = None, *, length: int | None = None,
                temperature: float = 1.0, greedy: bool = False, generator: torch.Generator | None = None,
                uniforms: Tensor | None = None, chunk: int = 8192, progress: bool = False,
-               expected: int | None = None) -> Iterator[Tensor]:
+               expected: int | None = None, method: str = "auto") -> Iterator[Tensor]:
         """Cached generation in pieces of ``chunk`` samples: yields bytes ``x[B, 2t]`` that concatenated are
         :meth:`generate`'s result. ``c``: ``Tensor[B, C, F]`` or an iterable of ``[B, C, F_i]`` frame blocks,
         consumed as generation reaches them (the stream then runs until they end). Memory: the state, one piece
-        and one window of conditioning."""
+        and one window of conditioning. ``method``: ``"native"`` (the fused C step, :class:`NativeWaveRNN`),
+        ``"cached"`` (the PyTorch step) or ``"auto"`` (native on a CPU model in float32 where it builds, up to
+        ``NATIVE_MAX_BATCH`` streams)."""
         from ..core.sampling import get_uniform
         from .wavenet_fast import FrameCond
 
+        if method not in ("auto", "cached", "native"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached or native")
         blocks = c is not None and not isinstance(c, Tensor)
         B, T, c, g = self._prepare(n, c, g, length, temperature, greedy, blocks=blocks)
         cond = None if c is None else FrameCond(self, c)
-        step = self.stepper(B, cond, g)
+        native = method == "native" or (method == "auto" and self.device.type == "cpu" and self.dtype == torch.float32
+                                         and B <= NATIVE_MAX_BATCH and NativeWaveRNN.available())
+        if native:
+            kernel = NativeWaveRNN(self, B)
+            spk = None if g is None else self.speaker_embed(g).float().cpu()     # (B, speaker_dim)
+        else:
+            step = self.stepper(B, cond, g)
         bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
                    dynamic_ncols=True, delay=0.5)
         t, carry = 0, None
@@ -351,19 +367,36 @@ class WaveRNN(ARModel):
                         None, (2 * (t1 - t), B, 1), generator=generator,
                         device=generator.device if generator is not None else self.device
                     ).to(self.device).transpose(0, 1))
-                canvas = Canvas(self, B, None, None, temperature, greedy, u, shape=(2 * (t1 - t),),
-                                order=torch.arange(2 * (t1 - t)))
+                if native:
+                    x = self._native_piece(kernel, cond, spk, t, t1, u, temperature, greedy)
+                else:
+                    canvas = Canvas(self, B, None, None, temperature, greedy, u, shape=(2 * (t1 - t),),
+                                    order=torch.arange(2 * (t1 - t)))
 
-                @contextlib.contextmanager
-                def piece(s0=2 * t, first=carry):
-                    yield lambda s, prev: step(s0 + s, first if s == 0 else prev)
+                    @contextlib.contextmanager
+                    def piece(s0=2 * t, first=carry):
+                        yield lambda s, prev: step(s0 + s, first if s == 0 else prev)
 
-                x = run_steps(self, canvas, piece())
-                carry = x[:, -1].clone()
+                    x = run_steps(self, canvas, piece())
+                    carry = x[:, -1].clone()
                 bar.update(t1 - t)
                 yield x
                 t = t1
         bar.close()
+
+    def _native_piece(self, kernel: NativeWaveRNN, cond, spk: Tensor | None, t: int, t1: int, u: Tensor | None,
+                      temperature: float, greedy: bool) -> Tensor:
+        """Samples ``[t, t1)`` by the fused step: bytes ``x[B, 2 (t1 - t)]`` (``u``: ``[B, 2 (t1 - t), 1]``)."""
+        B, tb = kernel.n, t1 - t
+        parts = []
+        if cond is not None:
+            parts.append(cond.window(t, t1).permute(2, 0, 1).float().cpu())           # (tb, B, C)
+        if spk is not None:
+            parts.append(spk[None].expand(tb, -1, -1))
+        ctx = torch.cat(parts, -1) if parts else None
+        u = None if u is None else u[..., 0].cpu().transpose(0, 1).reshape(tb, 2, B)
+        out, _ = kernel.run(ctx, tb, u, temperature, greedy)
+        return out.permute(2, 0, 1).reshape(B, 2 * tb).to(self.device)
 
     def stream_waveform(self, *args, **kw) -> Iterator[Tensor]:
         """:meth:`stream`'s pieces as waveform pieces ``[B, t]`` (CPU, float32)."""
@@ -396,4 +429,60 @@ class WaveRNN(ARModel):
         return -self.log_prob(x, **cond) / (x.shape[1] // 2) / math.log(2)
 
 
-__all__ = ["WaveRNN", "WaveRNNConfig", "split_bytes"]
+class NativeWaveRNN:
+    """The fused CPU step (``wavernn_step.c``, built at first use by :mod:`arsound.core.native`): every byte of a
+    block of samples in one native call. Holds the weights (float32, contiguous), the state ``h[n, H]`` and the
+    previous bytes; :meth:`run` continues the stream. ``available()`` says whether the kernel could be built."""
+
+    SOURCE = Path(__file__).with_name("wavernn_step.c")
+
+    @classmethod
+    def available(cls) -> bool:
+        from ..core.native import library
+
+        return library(cls.SOURCE) is not None
+
+    def __init__(self, model: "WaveRNN", n: int) -> None:
+        from ..core.native import library
+
+        self.lib = library(self.SOURCE)
+        if self.lib is None:
+            raise RuntimeError("the native WaveRNN step is unavailable (no C compiler, or ARSOUND_NATIVE=0)")
+        cfg, H = model.config, model.config.hidden
+        H2 = H // 2
+        f32 = (lambda t: t.detach().to("cpu", torch.float32).contiguous())
+        w_ih = model.gru.weight_ih_l0 * model.input_mask
+        rows = {half: torch.cat([torch.arange(k * H + o, k * H + o + H2) for k in range(3)])
+                for half, o in (("c", 0), ("f", H2))}
+        self.weights = []
+        for half in ("c", "f"):                                   # matrices transposed: [in, out] (see the C file)
+            r = rows[half]
+            self.weights += [f32(w_ih[r].t()), f32(model.gru.weight_hh_l0[r].t()), f32(model.gru.bias_ih_l0[r]),
+                             f32(model.gru.bias_hh_l0[r])]
+        for net in (model.coarse, model.fine):
+            self.weights += [f32(net[0].weight.t()), f32(net[0].bias), f32(net[2].weight.t()), f32(net[2].bias)]
+        self.n, self.H, self.fc, self.In = n, H, cfg.fc, model.gru.input_size
+        self.h = torch.zeros(n, H)
+        self.prev = torch.tensor([SILENCE] * n, dtype=torch.long)
+
+    def run(self, cond: Tensor | None, T: int, u: Tensor | None = None, temperature: float = 1.0,
+            greedy: bool = False, forced: Tensor | None = None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        """``T`` more samples: ``cond[T, n, In - 3]`` (or None), uniforms ``u[T, 2, n]`` (None when greedy),
+        ``forced[T, 2, n]`` bytes to feed instead of drawing -> ``(bytes[T, 2, n], logits[T, 2, n, 256] or None)``."""
+        from ..core.native import ptr
+
+        n = self.n
+        out = torch.empty(T, 2, n, dtype=torch.long)
+        lo = torch.empty(T, 2, n, BYTE) if logits else None
+        args = [ctypes.c_int(v) for v in (n, T, self.H, self.In, self.fc)] + [ptr(w) for w in self.weights]
+        cond = None if cond is None else cond.to("cpu", torch.float32).contiguous()
+        u = None if u is None or greedy else u.to("cpu", torch.float32).contiguous()
+        forced = None if forced is None else forced.to("cpu", torch.long).contiguous()
+        args += [ptr(cond), ptr(self.h), ptr(self.prev), ptr(u), ctypes.c_float(temperature),
+                 ctypes.c_int(int(greedy)), ptr(forced), ptr(lo), ptr(out)]
+        if self.lib.wavernn_run(*args):
+            raise MemoryError("the native WaveRNN step could not allocate its buffers")
+        return out, lo
+
+
+__all__ = ["NativeWaveRNN", "WaveRNN", "WaveRNNConfig", "split_bytes"]

@@ -99,12 +99,12 @@ def test_greedy_naive_equals_cached_and_injected_uniforms(local, glob):
     B, T = 2, 16
     cond = conds(model, B, T)
     naive = model.generate(B, length=T, greedy=True, method="naive", **cond)
-    cached = model.generate(B, length=T, greedy=True, **cond)
+    cached = model.generate(B, length=T, greedy=True, method="cached", **cond)
     assert naive.shape == (B, 2 * T) and len(cached.unique()) > (3 if local else 2)
     assert torch.equal(naive, cached)
     u = torch.rand(B, 2 * T, 1, generator=torch.Generator().manual_seed(5))
     assert torch.equal(model.generate(B, length=T, uniforms=u, method="naive", **cond),
-                       model.generate(B, length=T, uniforms=u, **cond))
+                       model.generate(B, length=T, uniforms=u, method="cached", **cond))
     wav = model.decode(cached)
     assert wav.shape == (B, T) and wav.abs().max() <= 1
 
@@ -134,18 +134,20 @@ def test_stream_pieces_and_frame_blocks_join_into_one_run():
     model = tiny()
     B, T = 2, 22
     cond = conds(model, B, T)
-    whole = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), **cond)
+    whole = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), method="cached", **cond)
     naive = model.generate(B, length=T, generator=torch.Generator().manual_seed(1), method="naive", **cond)
     assert torch.equal(whole, naive)
     for chunk in (1, 5, 1000):
-        pieces = list(model.stream(B, length=T, generator=torch.Generator().manual_seed(1), chunk=chunk, **cond))
+        pieces = list(model.stream(B, length=T, generator=torch.Generator().manual_seed(1), chunk=chunk,
+                                   method="cached", **cond))
         assert all(p.shape[1] <= 2 * chunk for p in pieces) and torch.equal(torch.cat(pieces, 1), whole)
     c = cond["c"][..., :T // HOP]                                            # whole frames: 20 samples
-    ref = model.generate(B, c=c, g=cond["g"], generator=torch.Generator().manual_seed(2))
-    blocks = iter([c[..., :2], c[..., 2:3], c[..., 3:]])
-    got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], generator=torch.Generator().manual_seed(2),
-                                      chunk=3)), 1)
-    assert ref.shape == (B, 2 * 20) and torch.equal(got, ref)
+    ref = model.generate(B, c=c, g=cond["g"], generator=torch.Generator().manual_seed(2), method="cached")
+    for method in ("cached", "auto"):
+        blocks = iter([c[..., :2], c[..., 2:3], c[..., 3:]])
+        got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], generator=torch.Generator().manual_seed(2),
+                                          chunk=3, method=method)), 1)
+        assert ref.shape == (B, 2 * 20) and torch.equal(got, ref), method
 
 
 def test_vocode_runs_a_wavernn_vocoder(tmp_path):
