@@ -49,8 +49,8 @@ def test_vocoder_reproduces_its_shipped_example(name):
 
     folder = checkpoints_dir() / registry()[name]["path"]
     card = (folder / "README.md").read_text()
-    line = re.search(r"shipped example .*?WaveNet LSD ([0-9.]+) dB, MR-STFT ([0-9.]+); Griffin-Lim LSD ([0-9.]+) dB"
-                     r".*?--compare(?: --speaker (\S+))?\n", card)
+    line = re.search(r"shipped example .*?(?:WaveNet|WaveRNN) LSD ([0-9.]+) dB, MR-STFT ([0-9.]+); Griffin-Lim LSD "
+                     r"([0-9.]+) dB.*?--compare(?: --speaker (\S+))?\n", card)
     model = arsound.load(name)  # the config alone holds the front end, label names and temperature
     wav, _ = load_audio(folder / "heldout.wav", sr=model.config.sample_rate, as_tensor=True)
     y = vocode(model, wav=wav, g=line.group(4), progress=False)
