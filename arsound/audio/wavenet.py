@@ -64,6 +64,9 @@ from .features import MEL_SCALE, MEL_SHIFT, MelSpectrogram, deemphasis, normaliz
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
+# method="auto" takes the native step up to this many streams where it covers the call ("medium", one thread,
+# load 2.3: 5.2x the cached step at batch 1, 1.06x at 8, 0.54x at 32; benchmarks/wavenet_generation.py)
+NATIVE_MAX_BATCH = 8
 
 
 def wavenet_dilations(layers: int, cycles: int) -> list[int]:
@@ -522,17 +525,19 @@ class WaveNet(ARModel, StreamingModule):
             pieces draws the same values); pre-drawn ``uniforms[B, T_max, U]`` make two runs (or the naive
             and cached paths) draw identical samples.
         prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
-        method: ``"auto"`` (= ``"cached"``: O(L) per sample, per-layer ring buffers, :meth:`stream`'s pieces
-            joined), ``"naive"`` (recomputes the receptive field for every sample; the reference) or
+        method: ``"cached"`` (O(L) per sample, per-layer ring buffers, :meth:`stream`'s pieces joined),
+            ``"native"`` (the same step fused in C, ``wavenet_step.c``), ``"auto"`` (native where it covers the
+            call, see :meth:`stream`; else cached), ``"naive"`` (recomputes the receptive field for every sample;
+            the reference) or
             ``"triton"`` (one fused kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt;
             CUDA, or Triton's interpreter on the CPU for testing).
         """
-        if method not in ("auto", "cached", "naive", "triton"):
-            raise ValueError(f"unknown method '{method}'; choose auto, cached, naive or triton")
-        if method in ("auto", "cached"):
+        if method not in ("auto", "cached", "native", "naive", "triton"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached, native, naive or triton")
+        if method in ("auto", "cached", "native"):
             return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
                                               generator=generator, uniforms=uniforms, prompt=prompt,
-                                              progress=progress)), dim=1)
+                                              progress=progress, method=method)), dim=1)
         if method == "triton":
             from . import wavenet_triton
 
@@ -572,16 +577,21 @@ class WaveNet(ARModel, StreamingModule):
                length: int | None = None, temperature: float = 1.0, greedy: bool = False,
                generator: torch.Generator | None = None, uniforms: Tensor | None = None,
                prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False,
-               expected: int | None = None, waveform: bool = False) -> Iterator[Tensor]:
+               expected: int | None = None, waveform: bool = False, method: str = "auto") -> Iterator[Tensor]:
         """Cached generation in pieces: yields ``x[B, t]`` (``t <= chunk``), which concatenated are
         :meth:`generate`'s result for the same arguments. ``c`` is a ``Tensor[B, C, F]`` or an iterable of
         ``[B, C, F_i]`` frame blocks, consumed as generation reaches them (then every stream runs until the
         frames end; ``expected`` then gives the progress bar its total). Memory: the cached state, one piece
         and one window of conditioning, whatever the length. ``waveform`` (LP models): yield the signal
-        ``s = p + e`` (CPU, float32) instead of ``x`` (:meth:`stream_waveform`).
+        ``s = p + e`` (CPU, float32) instead of ``x`` (:meth:`stream_waveform`). ``method``: ``"cached"`` (the
+        PyTorch step), ``"native"`` (the fused C step, ``wavenet_fast.NativeWaveNet``: mu-law head, no prompt, streams
+        of one length, CPU float32) or ``"auto"`` (native where it covers the call and builds, up to
+        ``NATIVE_MAX_BATCH`` streams; else cached).
         """
-        from .wavenet_fast import FrameCond, stream_generate
+        from .wavenet_fast import FrameCond, NativeWaveNet, stream_generate
 
+        if method not in ("auto", "cached", "native"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached or native")
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1 sample, got {chunk}")
         blocks = c is not None and not isinstance(c, Tensor)
@@ -592,11 +602,17 @@ class WaveNet(ARModel, StreamingModule):
             n, None if blocks else c, g, length, temperature, greedy, uniforms, prompt, blocks=blocks)
         frames = c if blocks else frames                           # blocks, or the sorted tensor
         cond = None if frames is None else FrameCond(self, frames)
+        covers = NativeWaveNet.covers(self, prompt, lengths, self.device)
+        if method == "native" and not covers:
+            raise ValueError("method='native' covers the mu-law head without linear prediction or a prompt, streams "
+                             "of one length, float32 on the CPU; use method='cached'")
+        native = method == "native" or (method == "auto" and covers and B <= NATIVE_MAX_BATCH
+                                         and NativeWaveNet.available())
         with eval_mode(self):
             t = 0
             for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
                                      generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
-                                     progress=progress, expected=expected):
+                                     progress=progress, expected=expected, native=native):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
                 if waveform:                                        # LP: s = p + e, from the loop's predictions

@@ -35,8 +35,10 @@ one-launch-per-block alternative for mu-law heads (``generate(method="triton")``
 """
 from __future__ import annotations
 
+import ctypes
 import math
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -328,6 +330,81 @@ class FrameCond:
         return self.model.lpc(self.buf[..., :fb - self.first], t1 - t0, start=t0 - self.first * hop)
 
 
+class NativeWaveNet:
+    """The fused CPU step of a mu-law WaveNet (``wavenet_step.c``, built at first use by :mod:`arsound.core.native`):
+    every step of a block of samples in one native call, on :class:`CachedWaveNet`'s fused weights and gate
+    conditioning (which it keeps, block by block). Holds the rings and the last sample; :meth:`run` continues."""
+
+    SOURCE = Path(__file__).with_name("wavenet_step.c")
+
+    @classmethod
+    def available(cls) -> bool:
+        from ..core.native import library
+
+        return library(cls.SOURCE) is not None
+
+    @classmethod
+    def covers(cls, model, prompt, lengths, device) -> bool:
+        """Whether the native step can run this generation: a mu-law head, no linear prediction, no prompt, streams
+        of one length, float32 on the CPU."""
+        same = lengths is None or bool((lengths == lengths[0]).all())
+        return (model.config.head == "mulaw" and not model.is_lp and prompt is None and same
+                and torch.device(device).type == "cpu" and model.dtype == torch.float32)
+
+    def __init__(self, model, batch: int, cond: "FrameCond | None", g: Tensor | None) -> None:
+        from ..core.native import library
+
+        self.lib = library(self.SOURCE)
+        if self.lib is None:
+            raise RuntimeError("the native WaveNet step is unavailable (no C compiler, or ARSOUND_NATIVE=0)")
+        self.eng = eng = CachedWaveNet(model, batch, cond, g)
+        f32 = (lambda t: t.detach().to("cpu", torch.float32).contiguous())
+        cfg = model.config
+        self.dims = (batch, cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
+                     model.head.num_params, cfg.kernel_size)
+        self.dil = torch.tensor(eng.dilations, dtype=torch.int32)
+        self.weights = [f32(eng.table), f32(torch.cat([w.flatten() for w in eng.wconv])),
+                        f32(torch.cat([w.flatten() for w in eng.wres]) if eng.wres else torch.zeros(1)),
+                        f32(eng.wskip), f32(eng.bskip), f32(eng.w1), f32(eng.b1), f32(eng.w2), f32(eng.b2)]
+        k, R = cfg.kernel_size, cfg.residual_channels
+        self.ring = torch.zeros(sum(batch * ((k - 1) * d + 1) * R for d in eng.dilations))
+        self.prev = torch.zeros(batch, dtype=torch.long)
+        self.t = 0
+
+    def gate_conditioning(self, T: int) -> Tensor:
+        """``[T, L, n, G]`` of the next ``T`` steps, from the engine's blocks."""
+        eng, parts, t = self.eng, [], self.t
+        while t < self.t + T:
+            if eng.cond is None:
+                parts.append(eng.base_n.expand(eng.L, eng.n, eng.G)[None].expand(self.t + T - t, -1, -1, -1))
+                break
+            eng._cond(t)
+            end = min(eng.block_end, self.t + T)
+            parts.append(eng.cblock[t - eng.block_start:end - eng.block_start].clone())  # the next block reuses it
+            t = end
+        return torch.cat(parts).to("cpu", torch.float32).contiguous()
+
+    def run(self, T: int, u: Tensor | None = None, temperature: float = 1.0, greedy: bool = False,
+            forced: Tensor | None = None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        """``T`` more samples: uniforms ``u[T, n]`` (None when greedy), ``forced[T, n]`` samples to feed instead of
+        drawing -> ``(x[T, n], logits[T, n, K] or None)``."""
+        from ..core.native import ptr
+
+        n, L, R, G, S, K, k = self.dims
+        cond = self.gate_conditioning(T)
+        out = torch.empty(T, n, dtype=torch.long)
+        lo = torch.empty(T, n, K) if logits else None
+        u = None if u is None or greedy else u.to("cpu", torch.float32).contiguous()
+        forced = None if forced is None else forced.to("cpu", torch.long).contiguous()
+        args = [ctypes.c_int(v) for v in (n, T, L, R, G, S, K, k)] + [ptr(self.dil)] + [ptr(w) for w in self.weights]
+        args += [ptr(cond), ptr(self.ring), ctypes.c_int64(self.t), ptr(self.prev), ptr(u),
+                 ctypes.c_float(temperature), ctypes.c_int(int(greedy)), ptr(forced), ptr(lo), ptr(out)]
+        if self.lib.wavenet_run(*args):
+            raise MemoryError("the native WaveNet step could not allocate its buffers")
+        self.t += T
+        return out, lo
+
+
 def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None):
     """The step function of cached generation for ``core.model.run_steps`` (call inside
     ``model.streaming()`` and ``torch.inference_mode()``): ``step(t, x[t - 1]) -> params[n_t, P]``.
@@ -355,7 +432,7 @@ def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | No
 
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
-                    chunk: int, progress: bool, expected: int | None = None):
+                    chunk: int, progress: bool, expected: int | None = None, native: bool = False):
     """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
     stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
     canvas of the shared engine (``core.model.run_steps``); the cached state, the last drawn values and the
@@ -365,6 +442,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
     uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
     expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
+    native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first).
     """
     from ..core.model import Canvas, run_steps
     from ..core.sampling import get_uniform
@@ -375,7 +453,10 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
                dynamic_ncols=True, delay=0.5)  # shown once a piece takes a while: an early error prints alone
     with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
-        step = cached_steps(model, batch, lengths, cond, g)
+        if native:
+            kernel = NativeWaveNet(model, batch, cond, g)
+        else:
+            step = cached_steps(model, batch, lengths, cond, g)
         t, carry = 0, None
         while True:
             t1 = t + chunk if T is None else min(t + chunk, T)
@@ -388,6 +469,13 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
                 u = (uniforms[:, t:t1] if uniforms is not None else
                      get_uniform(None, (t1 - t, batch, U), generator=generator,
                                  device=generator.device if generator is not None else dev).transpose(0, 1)).to(dev)
+            if native:
+                x, _ = kernel.run(t1 - t, None if u is None else u[..., 0].transpose(0, 1), temperature, greedy)
+                x = x.t().to(dev)
+                bar.update(t1 - t)
+                yield x
+                t = t1
+                continue
             p = None
             if prompt is not None and t < prompt.shape[1]:
                 p = torch.nn.functional.pad(prompt[:, t:t1], (0, max(0, t1 - max(t, prompt.shape[1]))), value=unknown)
