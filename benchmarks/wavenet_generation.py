@@ -32,6 +32,7 @@ import time
 import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig
+from arsound.audio.wavenet_fast import NativeWaveNet
 
 PRESETS = ("medium", "mol24")
 
@@ -103,6 +104,61 @@ def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int, method
     return best_of(lambda: model.generate(batch, length=length, generator=gen, method=method), repeats, dev)
 
 
+@torch.no_grad()
+def queue_generate(model: WaveNet, batch: int, length: int, generator=None, forced: torch.Tensor | None = None):
+    """The common incremental way (the baseline): every layer keeps its last ``(k - 1) d + 1`` inputs in a buffer
+    shifted by one sample per step (``cat`` of the buffer's tail and the new input), its dilated conv is one matmul
+    over the ``k`` taps, then the same gates, residuals, skips, output network and draw as the model's. Our own code,
+    written after the queue-shifting incremental forward of the most used public PyTorch WaveNet vocoder.
+    ``forced[B, T]``: feed these samples and return the params ``[B, T, P]`` (a check against the model)."""
+    import math
+
+    import torch.nn.functional as F
+
+    dev, cfg = model.device, model.config
+    k, R, L = cfg.kernel_size, cfg.residual_channels, cfg.layers
+    taps_w = [layer.conv.weight.reshape(layer.conv.weight.shape[0], -1) for layer in model.layers]  # (G, R k)
+    bufs = [torch.zeros(batch, R, (k - 1) * d + 1, device=dev) for d in model.dilations]
+    x, params = None, []
+    for t in range(length):
+        if x is None:
+            h = torch.zeros(batch, R, device=dev)
+        elif cfg.head == "mulaw":
+            h = model.embed(x)
+        else:
+            h = model.input_conv(model.input_value(x)[:, None, None])[..., 0]
+        skips = 0
+        for i, (layer, d) in enumerate(zip(model.layers, model.dilations)):
+            bufs[i] = torch.cat([bufs[i][:, :, 1:], h[:, :, None]], -1)          # the shift
+            z = F.linear(bufs[i][:, :, ::d].reshape(batch, -1), taps_w[i], layer.conv.bias)
+            a = torch.tanh(z[:, :z.shape[1] // 2]) * torch.sigmoid(z[:, z.shape[1] // 2:])
+            skips = skips + F.linear(a, layer.skip.weight[:, :, 0], layer.skip.bias)
+            if layer.res is not None:
+                h = (h + F.linear(a, layer.res.weight[:, :, 0], layer.res.bias)) * math.sqrt(0.5)
+        skips = skips * math.sqrt(1.0 / L)
+        out = F.linear(F.relu(F.linear(F.relu(skips), model.out1.weight[:, :, 0], model.out1.bias)),
+                       model.out2.weight[:, :, 0], model.out2.bias)
+        if forced is not None:
+            params.append(out)
+            x = forced[:, t]
+        else:
+            x = model.head.sample(out, generator=generator)
+    return torch.stack(params, 1) if forced is not None else None
+
+
+def check_queue(model: WaveNet) -> None:
+    """The baseline computes the model: its params on 64 fed samples equal the full forward's."""
+    x = model.encode(torch.rand(2, 64, generator=torch.Generator().manual_seed(0), device=model.device) * 1.6 - 0.8)
+    with torch.no_grad():
+        torch.testing.assert_close(queue_generate(model, 2, 64, forced=x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def queue_seconds(model: WaveNet, batch: int, length: int, repeats: int) -> float:
+    """Seconds to generate ``batch`` streams of ``length`` samples by :func:`queue_generate`."""
+    gen = torch.Generator(device=model.device).manual_seed(0)
+    return best_of(lambda: queue_generate(model, batch, length, generator=gen), repeats, model.device)
+
+
 def use_triton(model: WaveNet, device: torch.device, flag: str) -> bool:
     """Time the fused Triton kernel too? ``auto``: on CUDA, for mu-law heads, when triton imports."""
     from arsound.audio import wavenet_triton
@@ -126,24 +182,34 @@ def run(args) -> list[str]:
     lengths = [1000, 4000] if args.quick else [1000, 4000, 16000]
     gen_len = 1000 if args.quick else 4000
     lines = [f"# WaveNet generation ({'quick' if args.quick else 'full'} run)", "", header(device), ""]
-    lines += ["| preset | rf | batch | naive per stream, samples/s (threads) | cached per stream (samples/s) | "
-              "cached aggregate (samples/s) | cached / naive | fused Triton aggregate (samples/s) | Triton / cached |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| preset | rf | batch | naive per stream, samples/s (threads) | queue-shifting per stream (samples/s) "
+              "| cached per stream (samples/s) | cached aggregate (samples/s) | cached / naive | cached / queue "
+              "| native per stream (samples/s) | native aggregate (samples/s) | native / queue "
+              "| fused Triton aggregate (samples/s) | Triton / cached |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sweeps = []
     for preset in args.presets.split(","):
         model = build(preset, device)
+        check_queue(model)
         rf = model.receptive_field
         for B in batches:
             steps = 1 if B >= 32 and device.type == "cpu" else 3
             naive, naive_threads = naive_seconds_per_step(model, B, steps, min(args.repeats, 2))
             n = max(200, gen_len // (4 if B >= 32 else 1))
-            cached = cached_seconds(model, B, n, args.repeats) / n
+            cached = cached_seconds(model, B, n, args.repeats, method="cached") / n
+            nq = max(100, n // 4)
+            queue = queue_seconds(model, B, nq, min(args.repeats, 2)) / nq
+            nat = "not run | - | -"
+            if device.type == "cpu" and model.config.head == "mulaw" and NativeWaveNet.available():
+                native = cached_seconds(model, B, n, args.repeats, method="native") / n
+                nat = f"{1 / native:,.0f} | {B / native:,.0f} | {queue / native:,.1f}x"
             fused = "not run | -"
             if use_triton(model, device, args.triton):
                 tri = cached_seconds(model, B, n, args.repeats, method="triton") / n
                 fused = f"{B / tri:,.0f} | {cached / tri:,.2f}x"
-            lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / cached:,.0f} | "
-                         f"{B / cached:,.0f} | {naive / cached:,.0f}x | {fused} |")
+            lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / queue:,.0f} | "
+                         f"{1 / cached:,.0f} | {B / cached:,.0f} | {naive / cached:,.0f}x | {queue / cached:,.1f}x | "
+                         f"{nat} | {fused} |")
             print(lines[-1], flush=True)
         best = {T: float("inf") for T in lengths}
         for _ in range(args.repeats):  # lengths interleaved, so a busy moment does not hit one length only
