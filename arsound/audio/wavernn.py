@@ -281,12 +281,13 @@ class WaveRNN(ARModel):
             return int(length)
         return c.shape[-1] * self.config.hop_length if c is not None else self.config.length
 
-    def _uniforms(self, generator, T: int, B: int) -> Tensor:
-        """Uniforms of bytes ``[0, 2T)``, drawn time-major (so a run in pieces draws the same): ``[B, 2T, 1]``."""
+    def _uniforms(self, generator, samples: int, B: int) -> Tensor:
+        """Fresh uniforms of the next ``samples`` samples' bytes, drawn time-major (so a run in pieces draws the same
+        values as one run): ``[B, 2 samples, 1]``."""
         from ..core.sampling import get_uniform
 
         dev = generator.device if generator is not None else self.device
-        return get_uniform(None, (2 * T, B, 1), generator=generator, device=dev).to(self.device).transpose(0, 1)
+        return get_uniform(None, (2 * samples, B, 1), generator=generator, device=dev).to(self.device).transpose(0, 1)
 
     @torch.no_grad()
     def generate(self, n: int | None = None, c: Tensor | None = None, g: Tensor | None = None, *,
@@ -336,7 +337,6 @@ class WaveRNN(ARModel):
         and one window of conditioning. ``method``: ``"native"`` (the fused C step, :class:`NativeWaveRNN`),
         ``"cached"`` (the PyTorch step) or ``"auto"`` (native on a CPU model in float32 where it builds, up to
         ``NATIVE_MAX_BATCH`` streams)."""
-        from ..core.sampling import get_uniform
         from .wavenet_fast import FrameCond
 
         if method not in ("auto", "cached", "native"):
@@ -363,10 +363,8 @@ class WaveRNN(ARModel):
                     break
                 u = None
                 if not greedy:
-                    u = (uniforms[:, 2 * t:2 * t1].to(self.device) if uniforms is not None else get_uniform(
-                        None, (2 * (t1 - t), B, 1), generator=generator,
-                        device=generator.device if generator is not None else self.device
-                    ).to(self.device).transpose(0, 1))
+                    u = (uniforms[:, 2 * t:2 * t1].to(self.device) if uniforms is not None
+                         else self._uniforms(generator, t1 - t, B))
                 if native:
                     x = self._native_piece(kernel, cond, spk, t, t1, u, temperature, greedy)
                 else:
