@@ -140,3 +140,38 @@ def griffin_lim(mel: torch.Tensor, *, sr: int = 16000, n_fft: int = 1024, hop: i
     y = librosa.griffinlim(stft, n_iter=n_iter, hop_length=hop, win_length=win, n_fft=n_fft, center=center,
                            dtype=np.float32, length=length, pad_mode=pad_mode, random_state=seed)
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(mel.device)
+
+
+class MelFrontEnd:
+    """What a mel-conditioned vocoder (WaveNet, WaveRNN) shares, read from its ``config``: the front end
+    (``sample_rate, n_fft, hop_length, cond_channels, fmin, fmax``) and the label names of its global
+    conditioning (``num_speakers, speaker_names``). Mixed into ``nn.Module`` models (``self.device``)."""
+
+    @property
+    def is_vocoder(self) -> bool:
+        """Conditioned on log-mel frames (``cond_channels`` bands, ``hop_length`` hop)."""
+        return self.config.cond_channels > 0
+
+    def mel_spectrogram(self, center: bool = True) -> MelSpectrogram:
+        """The front end of the config: waveform ``[B, T]`` -> natural-log mel ``[B, cond_channels, frames]``."""
+        cfg = self.config
+        return MelSpectrogram(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop_length, win=cfg.n_fft,
+                              n_mels=cfg.cond_channels, fmin=cfg.fmin, fmax=cfg.fmax, power=1.0, log=True,
+                              center=center).to(self.device)
+
+    def mel_condition(self, wav: torch.Tensor) -> torch.Tensor:
+        """Waveform ``[B, T]`` -> the network's local conditioning ``c[B, cond_channels, T // hop]``: the
+        normalized log-mel of the whole clip, frame ``f`` centred on sample ``f * hop``, so sample ``n``
+        is conditioned on frame ``n // hop`` (the module docstring)."""
+        frames = wav.shape[-1] // self.config.hop_length
+        return normalize_mel(self.mel_spectrogram()(wav.to(self.device, torch.float32))[..., :frames])
+
+    def speaker_index(self, spec: int | str) -> int:
+        """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
+        names, n = [str(s) for s in self.config.speaker_names], self.config.num_speakers
+        if str(spec) in names:
+            return names.index(str(spec))
+        if not str(spec).lstrip("-").isdigit() or not 0 <= int(spec) < n:
+            raise ValueError(f"speaker must be an id in [0, {n})" + (f" or one of {names}" if names else "")
+                             + f", got '{spec}'")
+        return int(spec)

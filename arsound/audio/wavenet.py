@@ -60,7 +60,7 @@ from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
 from ..core.sampling import check_temperature, get_uniform
 from ..core.streaming import StreamingModule
-from .features import MEL_SCALE, MEL_SHIFT, MelSpectrogram, deemphasis, normalize_mel, preemphasis
+from .features import MEL_SCALE, MEL_SHIFT, MelFrontEnd, deemphasis, preemphasis
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
@@ -163,7 +163,7 @@ class ConditionUpsampler(nn.Module):
         return c
 
 
-class WaveNet(ARModel, StreamingModule):
+class WaveNet(MelFrontEnd, ARModel, StreamingModule):
     """WaveNet on waveforms ``(B, T)``; see the module docstring.
 
     forward(x[B, T], c=None, g=None) -> params[B, T, P]; x are class indices (``"mulaw"``, ``"mol"``) or
@@ -353,36 +353,7 @@ class WaveNet(ARModel, StreamingModule):
             return bin_centres(x, 2 ** self.config.bits, self.dtype)
         return x.to(self.dtype)
 
-    # ---- the vocoder's front end -------------------------------------------------------------------
-    @property
-    def is_vocoder(self) -> bool:
-        """Conditioned on log-mel frames (``cond_channels`` bands, ``hop_length`` hop)."""
-        return self.config.cond_channels > 0
-
-    def mel_spectrogram(self, center: bool = True) -> MelSpectrogram:
-        """The front end of the config: waveform ``[B, T]`` -> natural-log mel ``[B, cond_channels, frames]``."""
-        cfg = self.config
-        return MelSpectrogram(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop_length, win=cfg.n_fft,
-                              n_mels=cfg.cond_channels, fmin=cfg.fmin, fmax=cfg.fmax, power=1.0, log=True,
-                              center=center).to(self.device)
-
-    def mel_condition(self, wav: Tensor) -> Tensor:
-        """Waveform ``[B, T]`` -> the network's local conditioning ``c[B, cond_channels, T // hop]``: the
-        normalized log-mel of the whole clip, frame ``f`` centred on sample ``f * hop``, so sample ``n``
-        is conditioned on frame ``n // hop`` (``features`` module docstring)."""
-        frames = wav.shape[-1] // self.config.hop_length
-        return normalize_mel(self.mel_spectrogram()(wav.to(self.device, torch.float32))[..., :frames])
-
-    def speaker_index(self, spec: int | str) -> int:
-        """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
-        names, n = [str(s) for s in self.config.speaker_names], self.config.num_speakers
-        if str(spec) in names:
-            return names.index(str(spec))
-        if not str(spec).lstrip("-").isdigit() or not 0 <= int(spec) < n:
-            raise ValueError(f"speaker must be an id in [0, {n})" + (f" or one of {names}" if names else "")
-                             + f", got '{spec}'")
-        return int(spec)
-
+    # ---- the vocoder's front end: features.MelFrontEnd (is_vocoder, mel_spectrogram, mel_condition, speaker_index)
     @classmethod
     def upgrade_config(cls, config: dict, folder) -> dict:
         """Vocoders saved by arsound 0.1 kept their front end, label names and chosen temperature in a
@@ -485,7 +456,8 @@ class WaveNet(ARModel, StreamingModule):
             eng = self.state.get("engine")
             if eng is None:  # first chunk: the conditioning of the whole stream, upsampled as steps reach it
                 self.check_cond(c, g)
-                eng = self.state["engine"] = CachedWaveNet(self, x.shape[0], None if c is None else FrameCond(self, c), g)
+                frames = None if c is None else FrameCond(self, c)
+                eng = self.state["engine"] = CachedWaveNet(self, x.shape[0], frames, g)
                 self.state["prev"] = None
             out = []
             for t in range(x.shape[1]):
@@ -546,7 +518,8 @@ class WaveNet(ARModel, StreamingModule):
             if self.config.head != "mulaw" or prompt is not None or self.is_lp:
                 raise ValueError("method='triton' covers the 'mulaw' head without a prompt or linear prediction; "
                                  "use method='cached'")
-        B, lengths, c, g, uniforms, prompt, order = self._prepare(n, c, g, length, temperature, greedy, uniforms, prompt)
+        B, lengths, c, g, uniforms, prompt, order = self._prepare(n, c, g, length, temperature, greedy, uniforms,
+                                                                  prompt)
         T = int(lengths.max())
         if uniforms is None and not greedy:
             uniforms = self._draw_uniforms(generator, 0, T, B)[order]

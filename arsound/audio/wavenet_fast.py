@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -430,6 +429,21 @@ def cached_steps(model, batch: int, lengths: Tensor | None, cond: FrameCond | No
     return step
 
 
+def piece_spans(T: int | None, chunk: int, cond: FrameCond | None):
+    """The spans ``(t, t1)`` of a generation in pieces: ``chunk`` samples each up to ``T``, or while the
+    conditioning frames last (asked for as each piece starts, so frame blocks are read as generation reaches
+    them)."""
+    t = 0
+    while True:
+        t1 = t + chunk if T is None else min(t + chunk, T)
+        if cond is not None:
+            t1 = cond.available(t1)
+        if t1 <= t:
+            return
+        yield t, t1
+        t = t1
+
+
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
                     chunk: int, progress: bool, expected: int | None = None, native: bool = False):
@@ -444,7 +458,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
     native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first).
     """
-    from ..core.model import Canvas, run_steps
+    from ..core.model import Canvas, run_piece
     from ..core.sampling import get_uniform
 
     T = None if lengths is None else int(lengths[0])
@@ -457,13 +471,8 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
             kernel = NativeWaveNet(model, batch, cond, g)
         else:
             step = cached_steps(model, batch, lengths, cond, g)
-        t, carry = 0, None
-        while True:
-            t1 = t + chunk if T is None else min(t + chunk, T)
-            if cond is not None:
-                t1 = cond.available(t1)
-            if t1 <= t:
-                break
+        carry = None
+        for t, t1 in piece_spans(T, chunk, cond):
             u = None
             if not greedy:
                 u = (uniforms[:, t:t1] if uniforms is not None else
@@ -471,24 +480,16 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
                                  device=generator.device if generator is not None else dev).transpose(0, 1)).to(dev)
             if native:
                 x, _ = kernel.run(t1 - t, None if u is None else u[..., 0].transpose(0, 1), temperature, greedy)
-                x = x.t().to(dev)
                 bar.update(t1 - t)
-                yield x
-                t = t1
+                yield x.t().to(dev)
                 continue
             p = None
             if prompt is not None and t < prompt.shape[1]:
                 p = torch.nn.functional.pad(prompt[:, t:t1], (0, max(0, t1 - max(t, prompt.shape[1]))), value=unknown)
             canvas = Canvas(model, batch, p, None, temperature, greedy, u, shape=(t1 - t,), order=torch.arange(t1 - t))
-
-            @contextmanager
-            def piece(t0=t, first=carry):
-                yield lambda s, prev: step(t0 + s, first if s == 0 else prev)
-
-            x = run_steps(model, canvas, piece())
+            x = run_piece(model, canvas, step, t, carry)
             carry = x[:, -1].clone()                # the next piece's first step takes the rows still running
             bar.update(t1 - t)
             yield x
-            t = t1
     bar.close()
 

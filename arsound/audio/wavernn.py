@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.distributions import Categorical
-from ..core.model import ARModel, Canvas, eval_mode, run_steps
+from ..core.model import ARModel, Canvas, eval_mode, run_piece, run_steps
 from ..core.sampling import check_temperature
-from .features import MelSpectrogram, normalize_mel
+from .features import MelFrontEnd
 from .wavenet import ConditionUpsampler
 
 LEVELS = 65536          # 16-bit samples
@@ -68,7 +68,7 @@ def split_bytes(v: Tensor) -> tuple[Tensor, Tensor]:
     return torch.div(v, BYTE, rounding_mode="floor"), v % BYTE
 
 
-class WaveRNN(ARModel):
+class WaveRNN(MelFrontEnd, ARModel):
     """WaveRNN on waveforms: ``x[B, 2T]`` (bytes interleaved, :meth:`encode`) -> ``params[B, 2T, 256]``."""
 
     config_class = WaveRNNConfig
@@ -130,22 +130,7 @@ class WaveRNN(ARModel):
         """A byte -> the network's input value in [-1, 1]."""
         return b.float() / 127.5 - 1.0
 
-    # ---- the vocoder's front end (as the WaveNet's) ------------------------------------------------
-    @property
-    def is_vocoder(self) -> bool:
-        return self.config.cond_channels > 0
-
-    def mel_spectrogram(self, center: bool = True) -> MelSpectrogram:
-        cfg = self.config
-        return MelSpectrogram(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop_length, win=cfg.n_fft,
-                              n_mels=cfg.cond_channels, fmin=cfg.fmin, fmax=cfg.fmax, power=1.0, log=True,
-                              center=center).to(self.device)
-
-    def mel_condition(self, wav: Tensor) -> Tensor:
-        """Waveform ``[B, T]`` -> ``c[B, C, T // hop]`` (sample ``n`` conditioned on frame ``n // hop``)."""
-        frames = wav.shape[-1] // self.config.hop_length
-        return normalize_mel(self.mel_spectrogram()(wav.to(self.device, torch.float32))[..., :frames])
-
+    # ---- the vocoder's front end: features.MelFrontEnd ---------------------------------------------
     def targets(self, wav: Tensor, c: Tensor) -> dict[str, Tensor]:
         """A crop with one sample of context first, ``wav[..., T + 1]`` -> ``{"x": bytes[..., 2T]}``."""
         return {"x": self.encode(wav[..., 1:])}
@@ -337,7 +322,7 @@ class WaveRNN(ARModel):
         and one window of conditioning. ``method``: ``"native"`` (the fused C step, :class:`NativeWaveRNN`),
         ``"cached"`` (the PyTorch step) or ``"auto"`` (native on a CPU model in float32 where it builds, up to
         ``NATIVE_MAX_BATCH`` streams)."""
-        from .wavenet_fast import FrameCond
+        from .wavenet_fast import FrameCond, piece_spans
 
         if method not in ("auto", "cached", "native"):
             raise ValueError(f"unknown method '{method}'; choose auto, cached or native")
@@ -353,14 +338,9 @@ class WaveRNN(ARModel):
             step = self.stepper(B, cond, g)
         bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
                    dynamic_ncols=True, delay=0.5)
-        t, carry = 0, None
+        carry = None
         with eval_mode(self):
-            while True:
-                t1 = t + chunk if T is None else min(t + chunk, T)
-                if cond is not None:
-                    t1 = cond.available(t1)
-                if t1 <= t:
-                    break
+            for t, t1 in piece_spans(T, chunk, cond):
                 u = None
                 if not greedy:
                     u = (uniforms[:, 2 * t:2 * t1].to(self.device) if uniforms is not None
@@ -370,16 +350,10 @@ class WaveRNN(ARModel):
                 else:
                     canvas = Canvas(self, B, None, None, temperature, greedy, u, shape=(2 * (t1 - t),),
                                     order=torch.arange(2 * (t1 - t)))
-
-                    @contextlib.contextmanager
-                    def piece(s0=2 * t, first=carry):
-                        yield lambda s, prev: step(s0 + s, first if s == 0 else prev)
-
-                    x = run_steps(self, canvas, piece())
+                    x = run_piece(self, canvas, step, 2 * t, carry)
                     carry = x[:, -1].clone()
                 bar.update(t1 - t)
                 yield x
-                t = t1
         bar.close()
 
     def _native_piece(self, kernel: NativeWaveRNN, cond, spk: Tensor | None, t: int, t1: int, u: Tensor | None,
@@ -400,16 +374,6 @@ class WaveRNN(ARModel):
         """:meth:`stream`'s pieces as waveform pieces ``[B, t]`` (CPU, float32)."""
         for x in self.stream(*args, **kw):
             yield self.decode(x).cpu()
-
-    def speaker_index(self, spec: int | str) -> int:
-        """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
-        names, n = [str(v) for v in self.config.speaker_names], self.config.num_speakers
-        if str(spec) in names:
-            return names.index(str(spec))
-        if not str(spec).lstrip("-").isdigit() or not 0 <= int(spec) < n:
-            raise ValueError(f"speaker must be an id in [0, {n})" + (f" or one of {names}" if names else "")
-                             + f", got '{spec}'")
-        return int(spec)
 
     @torch.no_grad()
     def sample(self, n: int, prompt: Tensor | None = None, generator: torch.Generator | None = None,

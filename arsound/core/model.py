@@ -120,6 +120,18 @@ def run_steps(model: "ARModel", canvas: Canvas, steps: ContextManager[Step], *, 
     return canvas.x
 
 
+def run_piece(model: "ARModel", canvas: Canvas, step: Step, offset: int, first: Tensor | None) -> Tensor:
+    """One piece of a run generated in pieces: the canvas's elements are the run's ``offset, offset + 1, ...``,
+    drawn by the run's carried ``step``; ``first`` is the value drawn just before the piece (None at the start).
+    Returns ``canvas.x``."""
+
+    @contextlib.contextmanager
+    def piece():
+        yield lambda s, prev: step(offset + s, first if s == 0 else prev)
+
+    return run_steps(model, canvas, piece())
+
+
 class ARModel(nn.Module):
     """Base class. Subclasses set ``config_class``, build ``self.head`` and implement ``forward``."""
 
