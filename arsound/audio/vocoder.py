@@ -30,6 +30,11 @@ from .metrics import log_spectral_distance, mr_stft_distance, vocoder_metrics
 BLOCK_FRAMES = 512   # frames of conditioning read at a time from a file (8 s at hop 256 and 16 kHz)
 
 
+def vocoder_name(model) -> str:
+    """What a vocoder is, for tables: ``WaveNet``, ``LP WaveNet`` or ``WaveRNN``."""
+    return ("LP " if getattr(model, "is_lp", False) else "") + type(model).__name__
+
+
 def check_vocoder(model) -> None:
     if not getattr(model, "is_vocoder", False) or not hasattr(model, "generate"):
         raise ValueError(f"{type(model).__name__} is not a mel-conditioned WaveNet (cond_channels > 0); "
@@ -164,4 +169,4 @@ def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = No
 
 
 __all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "mel_blocks", "vocode", "vocode_file",
-           "vocode_frames"]
+           "vocode_frames", "vocoder_name"]

@@ -34,7 +34,7 @@ def mel_file_blocks(path: Path, model, block: int = 512):
 
 def cmd_vocode(args, extra: list[str]) -> int:
     from ..audio.io import SAVE_FORMATS, audio_info, load_audio, save_audio
-    from ..audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode_file, vocode_frames
+    from ..audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode_file, vocode_frames, vocoder_name
     from ..core.checkpoint import load
     from ..core.sampling import check_temperature
 
@@ -75,8 +75,7 @@ def cmd_vocode(args, extra: list[str]) -> int:
         save_audio(gl_out, gl, cfg.sample_rate)
         cols = [(k, h) for k, h in COMPARE_COLUMNS if k in scores["wavenet"]]
         print(f"{'vs the input':14s} " + " ".join(f"{h:>{len(h)}s}" for _, h in cols))
-        mine = ("LP " if getattr(model, "is_lp", False) else "") + type(model).__name__
-        for name, key in ((mine, "wavenet"), ("Griffin-Lim", "griffin_lim")):
+        for name, key in ((vocoder_name(model), "wavenet"), ("Griffin-Lim", "griffin_lim")):
             print(f"{name:14s} " + " ".join(f"{scores[key][k]:{len(h)}.2f}" if k != "stoi" else
                                              f"{scores[key][k]:{len(h)}.3f}" for k, h in cols))
         print("(LSD, MR-STFT, F0 RMSE over frames voiced in both, voicing error: lower is better; PESQ wideband "

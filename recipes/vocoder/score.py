@@ -6,7 +6,7 @@
 The middle ``--seconds`` of up to ``--clips`` files of the split (all of them when there are fewer),
 resynthesized in one batch at the model's chosen temperature (``config.temperature``) once per sampling seed
 (default: seed 0); prints per-clip LSD (averaged over the seeds), the means per speaker / instrument and
-over all clips, with the fraction of clips where the WaveNet's LSD is lower, and with several seeds each
+over all clips, with the fraction of clips where the vocoder's LSD is lower, and with several seeds each
 seed's mean, so a margin over Griffin-Lim can be read against the sampling noise. Every measure of
 ``vocoder_metrics`` (LSD, MR-STFT, F0 RMSE, voicing error; PESQ and STOI for speech) is averaged the same way
 and written to ``--json``.
@@ -17,7 +17,7 @@ import json
 import torch
 
 from arsound.audio.metrics import vocoder_metrics
-from arsound.audio.vocoder import check_vocoder, griffin_lim_of, vocode
+from arsound.audio.vocoder import check_vocoder, griffin_lim_of, vocode, vocoder_name
 from arsound.core.checkpoint import load, resolve
 from arsound.data.clips import LABELS, heldout_clips, open_split
 
@@ -37,6 +37,7 @@ def main() -> None:
     folder = resolve(args.model)
     model = load(folder).eval()
     check_vocoder(model)
+    me = vocoder_name(model)
     split = open_split(args.data, args.split, args.root, args.language)
     sr = model.config.sample_rate
     wav, labels, ids = heldout_clips(split, args.clips, args.seconds, model.config.hop_length)
@@ -51,7 +52,7 @@ def main() -> None:
     b = vocoder_metrics(wav, griffin_lim_of(wav, model.mel_spectrogram().cpu()), sr, speech)
     lsd_w, lsd_g = w["lsd_db"], b["lsd_db"]
     for i, name in enumerate(ids):
-        print(f"{name:32s} LSD WaveNet {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
+        print(f"{name:32s} LSD {me} {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
     out = {"model": str(folder), "split": args.split, "clips": len(ids), "seconds": wav.shape[-1] / sr,
            "temperature": T, "seeds": args.seeds,
            "wavenet_lsd_db_per_seed": [m["lsd_db"].mean().item() for m in per_seed],
@@ -64,17 +65,17 @@ def main() -> None:
         out["per_label"][names[k]] = {"clips": int(m.sum()), **{f"wavenet_{key}": v[m].nanmean().item()
                                                                 for key, v in w.items()},
                                       **{f"griffin_lim_{key}": v[m].nanmean().item() for key, v in b.items()}}
-        print(f"{LABELS[args.data]} {names[k]:12s} ({int(m.sum())} clips): LSD WaveNet {lsd_w[m].mean():6.2f}  "
+        print(f"{LABELS[args.data]} {names[k]:12s} ({int(m.sum())} clips): LSD {me} {lsd_w[m].mean():6.2f}  "
               f"Griffin-Lim {lsd_g[m].mean():6.2f}")
     if len(args.seeds) > 1:
         per_seed = out["wavenet_lsd_db_per_seed"]
-        print("WaveNet LSD per seed: " + ", ".join(f"{s} {v:.2f}" for s, v in zip(args.seeds, per_seed))
+        print(f"{me} LSD per seed: " + ", ".join(f"{s} {v:.2f}" for s, v in zip(args.seeds, per_seed))
               + f" dB (range {max(per_seed) - min(per_seed):.2f})")
     print(f"{len(ids)} clips of {out['seconds']:.2f} s ({args.split}), T = {T:g}, {len(args.seeds)} seed(s): "
-          f"LSD WaveNet {out['wavenet']['lsd_db']:.2f} dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB "
-          f"(WaveNet lower on {100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); "
+          f"LSD {me} {out['wavenet']['lsd_db']:.2f} dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB "
+          f"({me} lower on {100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); "
           f"MR-STFT {out['wavenet']['mrstft']:.3f} vs {out['griffin_lim']['mrstft']:.3f}")
-    print("WaveNet vs Griffin-Lim: " + "; ".join(f"{k} {out['wavenet'][k]:.3f} vs {out['griffin_lim'][k]:.3f}"
+    print(f"{me} vs Griffin-Lim: " + "; ".join(f"{k} {out['wavenet'][k]:.3f} vs {out['griffin_lim'][k]:.3f}"
                                                  for k in w if k not in ("lsd_db", "mrstft")))
     if args.json:
         with open(args.json, "w") as f:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from arsound.audio.io import load_audio, save_audio
 from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
-from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode
+from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode, vocoder_name
 from arsound.audio.wavenet import WaveNet
 from arsound.audio.wavernn import WaveRNN, WaveRNNConfig
 from arsound.core.checkpoint import hardware, save_pretrained, warm_start
@@ -37,10 +37,6 @@ def kind(model) -> str:
     if isinstance(model, WaveRNN):
         return "wavernn"
     return "lp" if model.is_lp else model.config.head
-
-
-def name_of(model) -> str:
-    return {"wavernn": "WaveRNN", "lp": "LP WaveNet"}.get(kind(model), "WaveNet")
 
 
 def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: int = 32, temperature: float = 1.0,
@@ -190,14 +186,14 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
             + (" (of the pre-emphasized signal)" if pre else " (of the excitation)" if kind(final) == "lp" else ""),
             "sampling": chosen + " (config.temperature)",
             f"{split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / sr:.2f} s)":
-                f"{name_of(final)} LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
+                f"{vocoder_name(final)} LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
                 f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
                 f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
             "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
     ex = write_heldout_example(final, out, cfg)
     result["heldout_example"] = ex
     card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split)"] = (
-        f"{name_of(final)} LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; "
+        f"{vocoder_name(final)} LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; "
         f"Griffin-Lim LSD {ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; "
         f"rerun: arsound vocode THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"
         + (f" --speaker {ex['speaker']}" if ex["speaker"] is not None else ""))
