@@ -7,7 +7,8 @@ WaveNet vocoder's cached generator of the same front end for comparison.
 A mel-conditioned WaveRNN (80 bands, hop 256, random weights: speed does not depend on training) vocodes
 ``--seconds`` of mel frames at batch 1, 8 and 32 at temperature 1; per method: samples/s per stream, in
 aggregate, the real-time factor (seconds of compute per second of audio, per stream) and the ratio to the PyTorch
-step measured in the same run. The WaveNet row is the ``recipes/vocoder`` mu-law preset's cached generator. The
+step measured in the same run. The WaveNet row is the ``recipes/vocoder`` mu-law preset's generator as ``method="auto"`` picks it (its
+native step up to 4 streams, the cached one above). The
 header names the CPU, the threads and the load average, since other processes change the numbers.
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = max(1, int(args.seconds * 16000) // 256)
     T = frames * 256
     methods = [("WaveRNN native", rnn, "native"), ("WaveRNN PyTorch step", rnn, "cached"),
-               ("WaveNet vocoder (cached)", wn, "auto")]
+               ("WaveNet vocoder (method auto)", wn, "auto")]
     if not NativeWaveRNN.available():
         methods = methods[1:]
     head = (f"WaveRNN hidden {args.hidden}, fc {args.fc} ({rnn.num_parameters():,} params) vs the recipes/vocoder "

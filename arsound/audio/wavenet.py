@@ -65,8 +65,8 @@ from .features import MEL_SCALE, MEL_SHIFT, MelFrontEnd, deemphasis, preemphasis
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
 # method="auto" takes the native step up to this many streams where it covers the call ("medium", one thread,
-# load 2.3: 5.2x the cached step at batch 1, 1.06x at 8, 0.54x at 32; benchmarks/wavenet_generation.py)
-NATIVE_MAX_BATCH = 8
+# load 0.7: 3.7x the cached step at batch 1, 2.5x at 2, 1.4x at 4, 0.8x at 8; benchmarks/wavenet_generation.py)
+NATIVE_MAX_BATCH = 4
 
 
 def wavenet_dilations(layers: int, cycles: int) -> list[int]:
