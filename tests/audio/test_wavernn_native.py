@@ -71,3 +71,19 @@ def test_without_a_compiler_the_pytorch_step_runs(monkeypatch, tmp_path):
         assert not list((tmp_path / "native").glob("*.so"))                   # nothing half-written
     finally:
         native.library.cache_clear()
+
+
+@pytest.mark.skipif(native.compiler() is None, reason="no C compiler")
+def test_builds_into_an_empty_cache(monkeypatch, tmp_path):
+    """A fresh machine: both kernels compile into an empty cache, whole files only."""
+    from arsound.audio.wavenet_fast import NativeWaveNet
+
+    native.library.cache_clear()
+    monkeypatch.setenv("ARSOUND_CACHE", str(tmp_path))
+    try:
+        for src in (NativeWaveRNN.SOURCE, NativeWaveNet.SOURCE):
+            assert native.library(src) is not None
+        built = sorted(p.name.split("-")[0] for p in (tmp_path / "native").iterdir())
+        assert built == ["wavenet_step", "wavernn_step"]
+    finally:
+        native.library.cache_clear()
