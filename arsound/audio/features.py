@@ -166,6 +166,14 @@ class MelFrontEnd:
         frames = wav.shape[-1] // self.config.hop_length
         return normalize_mel(self.mel_spectrogram()(wav.to(self.device, torch.float32))[..., :frames])
 
+    def check_frames(self, c: torch.Tensor) -> None:
+        """Local conditioning (or a block of it) is ``c[B, cond_channels, frames]`` of finite numbers."""
+        C = self.config.cond_channels
+        if c.ndim != 3 or c.shape[1] != C:
+            raise ValueError(f"local conditioning must be c[B, {C}, frames], got {tuple(c.shape)}")
+        if not torch.isfinite(c).all():
+            raise ValueError(f"local conditioning contains {int((~torch.isfinite(c)).sum())} NaN/Inf values")
+
     def speaker_index(self, spec: int | str) -> int:
         """A speaker / instrument id or name (``config.speaker_names``) -> its index; ``ValueError`` if unknown."""
         names, n = [str(s) for s in self.config.speaker_names], self.config.num_speakers

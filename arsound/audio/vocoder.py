@@ -1,4 +1,4 @@
-"""Vocoding: a waveform (or a log-mel) resynthesized by a mel-conditioned WaveNet, and its baseline.
+"""Vocoding: a waveform (or a log-mel) resynthesized by a mel-conditioned WaveNet (or WaveRNN), and its baseline.
 
 A vocoder is a :class:`~arsound.audio.wavenet.WaveNet` conditioned on 80-band log-mel frames (the vocoder
 of Tacotron 2, Shen et al., 2018, arXiv:1712.05884), optionally also on a speaker / instrument id. Its
@@ -37,8 +37,8 @@ def vocoder_name(model) -> str:
 
 def check_vocoder(model) -> None:
     if not getattr(model, "is_vocoder", False) or not hasattr(model, "generate"):
-        raise ValueError(f"{type(model).__name__} is not a mel-conditioned WaveNet (cond_channels > 0); "
-                         "pass a vocoder checkpoint such as wavenet-speech-en")
+        raise ValueError(f"{type(model).__name__} is not a mel-conditioned vocoder (a WaveNet or WaveRNN with "
+                         "cond_channels > 0); pass a vocoder checkpoint such as wavenet-speech-en")
 
 
 def _speakers(model, g, B: int) -> Tensor | None:

@@ -58,7 +58,7 @@ from ..core.distributions import (DiscretizedLogisticMixture, Gaussian, Gaussian
                                   mu_law_decode, mu_law_encode, nearest_bin)
 from ..core.layers import CausalConv1d, gated
 from ..core.model import ARModel, Canvas, eval_mode, run_steps
-from ..core.sampling import check_temperature, get_uniform
+from ..core.sampling import check_temperature, get_uniform, time_major_uniforms
 from ..core.streaming import StreamingModule
 from .features import MEL_SCALE, MEL_SHIFT, MelFrontEnd, deemphasis, preemphasis
 
@@ -378,14 +378,6 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
                              f"{c.shape[-1] * cfg.hop_length} samples, fewer than the {T} asked for")
         return self.upsample(c.to(self.dtype))[..., :T]
 
-    def check_frames(self, c: Tensor) -> None:
-        """Local conditioning (or a block of it) is ``c[B, cond_channels, frames]`` of finite numbers."""
-        C = self.config.cond_channels
-        if c.ndim != 3 or c.shape[1] != C:
-            raise ValueError(f"local conditioning must be c[B, {C}, frames], got {tuple(c.shape)}")
-        if not torch.isfinite(c).all():
-            raise ValueError(f"local conditioning contains {int((~torch.isfinite(c)).sum())} NaN/Inf values")
-
     def global_cond(self, g: Tensor) -> Tensor:
         """``g: LongTensor[B] -> Tensor[B, L * G]``, the speaker term of every gate."""
         n = self.config.num_speakers
@@ -522,7 +514,8 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
                                                                   prompt)
         T = int(lengths.max())
         if uniforms is None and not greedy:
-            uniforms = self._draw_uniforms(generator, 0, T, B)[order]
+            uniforms = time_major_uniforms(T, B, self.head.num_uniforms, generator=generator,
+                                           device=self.device)[order]
         c_up = None if c is None else self.upsample_cond(c, T)
         if method == "triton":
             from .wavenet_triton import run_triton
@@ -588,10 +581,11 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
                                      progress=progress, expected=expected, native=native):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
-                if waveform:                                        # LP: s = p + e, from the loop's predictions
+                if self.is_lp:                                      # the loop's predictions of this piece
                     p = self.state["engine"].take_predictions(B)
-                    x = (p + self.state["engine"].levels[x]).float().clamp_(-1, 1)
-                yield torch.empty_like(x).index_copy_(0, order, x).cpu()  # back to the caller's order
+                    if waveform:                                    # s = p + e
+                        x = (p + self.state["engine"].levels[x]).float().clamp_(-1, 1).cpu()
+                yield torch.empty_like(x).index_copy_(0, order.to(x.device), x)  # back to the caller's order
 
     def _prepare(self, n, c, g, length, temperature, greedy, uniforms, prompt, blocks: bool = False):
         """Validate and move the arguments of :meth:`generate` / :meth:`stream`, streams sorted longest first
@@ -625,12 +619,6 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
                 unknown = -1 if self.head.discrete else float("nan")
                 prompt = F.pad(prompt, (0, T - prompt.shape[-1]), value=unknown)  # (B, T)
         return B, lengths, sort(c), sort(g), uniforms, prompt, order
-
-    def _draw_uniforms(self, generator, t0: int, t1: int, B: int) -> Tensor:
-        """Fresh uniforms of steps ``[t0, t1)``, drawn time-major: ``[B, t1 - t0, U]`` (a view)."""
-        dev = generator.device if generator is not None else self.device
-        return get_uniform(None, (t1 - t0, B, self.head.num_uniforms), generator=generator, device=dev
-                           ).to(self.device).transpose(0, 1)
 
     def _pad_silence(self, x: Tensor, lengths: Tensor | None, t0: int) -> Tensor:
         """Samples of ``x`` (steps ``t0 ..``) past each stream's length hold :meth:`silence`."""

@@ -459,7 +459,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first).
     """
     from ..core.model import Canvas, run_piece
-    from ..core.sampling import get_uniform
+    from ..core.sampling import time_major_uniforms
 
     T = None if lengths is None else int(lengths[0])
     U, dev = model.head.num_uniforms, model.device
@@ -475,9 +475,8 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
         for t, t1 in piece_spans(T, chunk, cond):
             u = None
             if not greedy:
-                u = (uniforms[:, t:t1] if uniforms is not None else
-                     get_uniform(None, (t1 - t, batch, U), generator=generator,
-                                 device=generator.device if generator is not None else dev).transpose(0, 1)).to(dev)
+                u = (uniforms[:, t:t1].to(dev) if uniforms is not None else
+                     time_major_uniforms(t1 - t, batch, U, generator=generator, device=dev))
             if native:
                 x, _ = kernel.run(t1 - t, None if u is None else u[..., 0].transpose(0, 1), temperature, greedy)
                 bar.update(t1 - t)

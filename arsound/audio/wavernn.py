@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..core.distributions import Categorical
 from ..core.model import ARModel, Canvas, eval_mode, run_piece, run_steps
-from ..core.sampling import check_temperature
+from ..core.sampling import check_temperature, time_major_uniforms
 from .features import MelFrontEnd
 from .wavenet import ConditionUpsampler
 
@@ -186,11 +186,18 @@ class WaveRNN(MelFrontEnd, ARModel):
         return out.flatten(1, 2)
 
     # ---- generation -------------------------------------------------------------------------------
-    def check_frames(self, c: Tensor) -> None:
-        """Local conditioning (or a block of it) is ``c[B, cond_channels, frames]`` of finite numbers."""
-        C = self.config.cond_channels
-        if c.ndim != 3 or c.shape[1] != C or not torch.isfinite(c).all():
-            raise ValueError(f"local conditioning must be finite c[B, {C}, frames], got {tuple(c.shape)}")
+    def half_weights(self) -> dict[str, tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """The GRU's weights split by half, ``{"c": ..., "f": ...}``, each ``(W_ih[3 H/2, In] (masked), W_hh[3 H/2, H],
+        b_ih, b_hh)``: the rows r, z, n of that half's units, detached (what the cached and native steps run)."""
+        H = self.config.hidden
+        H2 = H // 2
+        w_ih = self.gru.weight_ih_l0 * self.input_mask
+        params = (w_ih, self.gru.weight_hh_l0, self.gru.bias_ih_l0, self.gru.bias_hh_l0)
+        out = {}
+        for half, o in (("c", 0), ("f", H2)):
+            rows = torch.cat([torch.arange(k * H + o, k * H + o + H2) for k in range(3)])
+            out[half] = tuple(p.detach()[rows] for p in params)
+        return out
 
     def stepper(self, n: int, cond=None, g: Tensor | None = None):
         """The cached step for ``n`` streams: ``step(s, prev) -> logits[n, 256]`` for byte ``s`` (counted from the
@@ -199,11 +206,8 @@ class WaveRNN(MelFrontEnd, ARModel):
         ``cond``: a :class:`~arsound.audio.wavenet_fast.FrameCond` (frames upsampled a block of steps at a time)."""
         H = self.config.hidden
         H2 = H // 2
-        w_ih = (self.gru.weight_ih_l0 * self.input_mask).detach()   # (3H, In)
-        w_hh, b_ih, b_hh = (p.detach() for p in (self.gru.weight_hh_l0, self.gru.bias_ih_l0, self.gru.bias_hh_l0))
-        rows = {half: torch.cat([torch.arange(k * H + o, k * H + o + H2) for k in range(3)])
-                for half, o in (("c", 0), ("f", H2))}
-        W = {k: (w_ih[r].t().contiguous(), w_hh[r].t().contiguous(), b_ih[r], b_hh[r]) for k, r in rows.items()}
+        W = {half: (wi.t().contiguous(), wh.t().contiguous(), bi, bh)
+             for half, (wi, wh, bi, bh) in self.half_weights().items()}
         dev, dt = self.device, self.dtype
         spk = None if g is None else self.speaker_embed(g.to(dev))  # (n, speaker_dim)
         st = {"h": torch.zeros(n, H, device=dev, dtype=dt), "c": None, "block": (0, 0, None)}
@@ -266,14 +270,6 @@ class WaveRNN(MelFrontEnd, ARModel):
             return int(length)
         return c.shape[-1] * self.config.hop_length if c is not None else self.config.length
 
-    def _uniforms(self, generator, samples: int, B: int) -> Tensor:
-        """Fresh uniforms of the next ``samples`` samples' bytes, drawn time-major (so a run in pieces draws the same
-        values as one run): ``[B, 2 samples, 1]``."""
-        from ..core.sampling import get_uniform
-
-        dev = generator.device if generator is not None else self.device
-        return get_uniform(None, (2 * samples, B, 1), generator=generator, device=dev).to(self.device).transpose(0, 1)
-
     @torch.no_grad()
     def generate(self, n: int | None = None, c: Tensor | None = None, g: Tensor | None = None, *,
                  length: int | None = None, temperature: float = 1.0, greedy: bool = False,
@@ -291,7 +287,7 @@ class WaveRNN(MelFrontEnd, ARModel):
                                               method=method)), 1)
         B, T, c, g = self._prepare(n, c, g, length, temperature, greedy)
         if uniforms is None and not greedy:
-            uniforms = self._uniforms(generator, T, B)
+            uniforms = time_major_uniforms(2 * T, B, 1, generator=generator, device=self.device)
         canvas = Canvas(self, B, None, None, temperature, greedy, uniforms, shape=(2 * T,), order=torch.arange(2 * T))
         with eval_mode(self):
             return run_steps(self, canvas, self.naive_steps(canvas, c=c, g=g), progress=progress)
@@ -344,7 +340,7 @@ class WaveRNN(MelFrontEnd, ARModel):
                 u = None
                 if not greedy:
                     u = (uniforms[:, 2 * t:2 * t1].to(self.device) if uniforms is not None
-                         else self._uniforms(generator, t1 - t, B))
+                         else time_major_uniforms(2 * (t1 - t), B, 1, generator=generator, device=self.device))
                 if native:
                     x = self._native_piece(kernel, cond, spk, t, t1, u, temperature, greedy)
                 else:
@@ -411,16 +407,10 @@ class NativeWaveRNN:
         if self.lib is None:
             raise RuntimeError("the native WaveRNN step is unavailable (no C compiler, or ARSOUND_NATIVE=0)")
         cfg, H = model.config, model.config.hidden
-        H2 = H // 2
         f32 = (lambda t: t.detach().to("cpu", torch.float32).contiguous())
-        w_ih = model.gru.weight_ih_l0 * model.input_mask
-        rows = {half: torch.cat([torch.arange(k * H + o, k * H + o + H2) for k in range(3)])
-                for half, o in (("c", 0), ("f", H2))}
         self.weights = []
-        for half in ("c", "f"):                                   # matrices transposed: [in, out] (see the C file)
-            r = rows[half]
-            self.weights += [f32(w_ih[r].t()), f32(model.gru.weight_hh_l0[r].t()), f32(model.gru.bias_ih_l0[r]),
-                             f32(model.gru.bias_hh_l0[r])]
+        for wi, wh, bi, bh in model.half_weights().values():     # "c", then "f"; matrices as [in, out] (the C file)
+            self.weights += [f32(wi.t()), f32(wh.t()), f32(bi), f32(bh)]
         for net in (model.coarse, model.fine):
             self.weights += [f32(net[0].weight.t()), f32(net[0].bias), f32(net[2].weight.t()), f32(net[2].bias)]
         self.n, self.H, self.fc, self.In = n, H, cfg.fc, model.gru.input_size

@@ -153,6 +153,11 @@ def model_card(model: nn.Module, card: str | dict | None, title: str) -> str:
     return "\n".join(lines)
 
 
+def card_entries(text: str) -> dict[str, str]:
+    """The ``- **key**: value`` entries of a model card written by :func:`model_card` (its README.md text)."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^- \*\*(.+?)\*\*: (.*)$", text, re.M)}
+
+
 def weights_id(model: nn.Module) -> str:
     """The first 16 hex digits of the sha256 of the model's weights as ``save_pretrained`` writes them: equal to
     the hash of its ``model.safetensors`` file, computed from the model in memory (so codes and token files can

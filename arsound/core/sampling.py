@@ -37,6 +37,13 @@ def get_uniform(u: Tensor | None, shape, *, generator=None, device=None, dtype=t
     return u.clamp(EPS, 1 - EPS)
 
 
+def time_major_uniforms(steps: int, n: int, U: int, *, generator=None, device=None) -> Tensor:
+    """Fresh uniforms of ``steps`` steps of ``n`` streams, drawn time-major ``(steps, n, U)`` (on the CPU generator a
+    run in pieces then draws the same values as one run), returned as a ``[n, steps, U]`` view on ``device``."""
+    dev = generator.device if generator is not None else device
+    return get_uniform(None, (steps, n, U), generator=generator, device=dev).to(device).transpose(0, 1)
+
+
 def check_temperature(temperature: float) -> float:
     """The one check of a sampling temperature: a finite number > 0 (NaN and inf included), else one-line
     ``ValueError``."""

@@ -34,7 +34,6 @@ resp. >= 8/16).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..core.checkpoint import card_entries
 from ..core.files import atomic_write, write_json, write_text
 
 SCORES = ("nll", "ratio", "typicality")
@@ -428,8 +428,8 @@ def write_outputs(out_dir: str | Path, results: dict, reports: dict[str, Anomaly
 def card_holdout(folder: str | Path) -> int | None:
     """The ``holdout_class`` entry of a saved model's card (``README.md``), if it has one."""
     card = Path(folder) / "README.md"
-    m = re.search(r"\*\*holdout_class\*\*: (\d+)", card.read_text()) if card.is_file() else None
-    return int(m.group(1)) if m else None
+    value = card_entries(card.read_text()).get("holdout_class", "") if card.is_file() else ""
+    return int(value) if value.isdigit() else None
 
 
 __all__ = ["AnomalyReport", "ClassifierConfig", "DigitCNN", "DigitSets", "PixelMarginal", "SCORES", "auroc",

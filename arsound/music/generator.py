@@ -223,9 +223,10 @@ class MusicGenerator(nn.Module):
             long as asked) is not sampled again, so top-level codes alone are upsampled. stop_level: the lowest
             level to sample (default the lowest prior's); the audio is that level's decoding. instrument: a name
             or id for priors with labels; None draws one per clip from the seed (``Generated.instruments`` names
-            them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first). decode=False: no decoding here (``audio`` None; stream it with
-            :meth:`decode_stream`, as ``arsound generate`` does). on_level(level, codes, audio): called as each
-            level is done, with its codes and their decoding (None with decode=False), e.g. to play a preview.
+            them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first).
+            decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
+            generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
+            their decoding (None with decode=False), e.g. to play a preview.
             on_token(level, done, total): called after each token position a level draws (tokens/s, time left in
             a UI); an exception raised there stops generation and propagates.
         """

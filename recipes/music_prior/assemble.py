@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the recipe folder importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from arsound.core.checkpoint import hardware, load, resolve, save_pretrained, weights_id  # noqa: E402
+from arsound.core.checkpoint import card_entries, hardware, load, resolve, save_pretrained, weights_id  # noqa: E402
 from arsound.music.generator import MusicGenerator  # noqa: E402
 from arsound.music.prior import TokenPrior  # noqa: E402
 from arsound.music.tokens import MANIFEST, TokenSet, TokenWindows, bits_per_token  # noqa: E402
@@ -69,10 +68,10 @@ def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGe
         if wid not in readme:
             raise ValueError(f"{folder}: its card does not name tokenizer weights {wid}; was it trained on "
                              f"another tokenizer's codes?")
-        key = f"level {prior.config.level} prior"
-        results, carried = folder.parent / "results.json", re.search(rf"^- \*\*{key}\*\*: (.*)$", readme, re.M)
-        if carried:                                     # a prior split out of an assembled generator
-            card[key] = carried.group(1)
+        key, entries = f"level {prior.config.level} prior", card_entries(readme)
+        results = folder.parent / "results.json"
+        if key in entries:                              # a prior split out of an assembled generator
+            card[key] = entries[key]
         elif results.is_file():
             r = json.loads(results.read_text())
             shuffled = (f", with another piece's upper codes {r['shuffled_upper_bits']:.3f}"
@@ -80,8 +79,8 @@ def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGe
             line = (f"{r['bits_per_token']:.3f} bits/token on {r['test_windows']} test windows (bigram "
                     f"{r['bigram_bits']:.3f}, unigram {r['unigram_bits']:.3f}{shuffled}); {r['params']:,} parameters, "
                     f"{r['steps']} steps, {r['train_s'] / 60:.0f} min")
-            init = re.search(r"^- \*\*initialized from\*\*: (.*?\))", readme, re.M)
-            card[key] = line + (f", started from {init.group(1)}" if init else "")
+            init = entries.get("initialized from", "").split(";")[0]      # "SOURCE (weights ID)"
+            card[key] = line + (f", started from {init}" if init else "")
         models.append(prior)
     gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer))
     return gen, card
@@ -90,20 +89,18 @@ def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGe
 def split(generator: str, out: str | Path) -> list[Path]:
     """Write each level's prior of an assembled generator as ``out/level{N}`` (weights, and a card naming the
     tokenizer weights and the generator card's line for that level), so one level can be retrained or used
-    to start a run (``--train.init``) and the others joined again unchanged."""
+    to start a run (``--init``) and the others joined again unchanged."""
     gen = load(generator)
     if not isinstance(gen, MusicGenerator):
         raise ValueError(f"{generator} holds a {type(gen).__name__}, not a MusicGenerator")
-    readme = (resolve(generator) / "README.md").read_text()
-    tok = re.search(r"^- \*\*tokenizer\*\*: (.*)$", readme, re.M)
+    entries = card_entries((resolve(generator) / "README.md").read_text())
     folders = []
     for lv in gen.levels:
         key = f"level {lv} prior"
-        line = re.search(rf"^- \*\*{key}\*\*: (.*)$", readme, re.M)
-        card = {"tokenizer": tok.group(1) if tok else f"weights {weights_id(gen.vqvae)}",
+        card = {"tokenizer": entries.get("tokenizer", f"weights {weights_id(gen.vqvae)}"),
                 "taken from": f"{generator} (weights {weights_id(gen)})"}
-        if line:
-            card[key] = line.group(1)
+        if key in entries:
+            card[key] = entries[key]
         folders.append(save_pretrained(gen.priors[str(lv)], Path(out) / f"level{lv}", card=card))
     return folders
 
