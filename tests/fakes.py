@@ -43,6 +43,36 @@ def vowels(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(0.3 * out / np.abs(out).max()).float()
 
 
+CHORD = (250.0, 375.0, 500.0)
+
+
+def chord(samples: int, sr: int, freqs=CHORD) -> torch.Tensor:
+    """Equal sines at ``freqs`` (peak 0.8), ``Tensor[samples]``: the overfit tests' signal."""
+    t = torch.arange(samples) / sr
+    return sum(torch.sin(2 * np.pi * f * t) for f in freqs) * (0.8 / len(freqs))
+
+
+def overfit(model, batch, steps: int = 120, lr: float = 1e-2) -> tuple[float, float]:
+    """Adam on one batch for ``steps`` steps: the first and last training losses."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(steps):
+        loss, _ = model.loss(batch)
+        if step == 0:
+            first = loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, loss.item()
+
+
+def tone_share(y: torch.Tensor, sr: int, width: float, freqs=CHORD) -> float:
+    """The share of ``y``'s (Hann-windowed) power within ``width`` Hz of the ``freqs``."""
+    power = torch.fft.rfft(y * torch.hann_window(len(y))).abs() ** 2
+    f = torch.fft.rfftfreq(len(y), 1 / sr)
+    on = torch.stack([(f - fr).abs() <= width for fr in freqs]).any(0)
+    return (power[on].sum() / power.sum()).item()
+
+
 def fake_prepared(root, name: str, labels: list[dict], seconds: float = 0.5) -> None:
     """A prepared-dataset folder like ``arsound data prepare`` writes: WAVs + manifest.json, 2 files per split
     and label set."""

@@ -9,6 +9,7 @@ import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig, receptive_field, wavenet_dilations
 from arsound.core.model import ARModel, Canvas, run_steps
+from tests.fakes import chord, overfit, tone_share
 
 C, HOP = 5, 4  # tiny local conditioning: 5 channels, hop 4 = 2 * 2
 
@@ -258,27 +259,15 @@ def test_runs_in_the_dtype_of_its_parameters(head):
 # ---- overfit ------------------------------------------------------------------------------------
 def test_overfit_three_tone_chord():
     """Memorize 1000 samples of a 250 + 375 + 500 Hz chord at 8 kHz; sampled audio keeps the tones."""
-    sr, T, freqs = 8000, 1000, (250.0, 375.0, 500.0)
-    t = torch.arange(T) / sr
-    wav = sum(torch.sin(2 * math.pi * f * t) for f in freqs) * (0.8 / 3)
+    sr, T = 8000, 1000
+    wav = chord(T, sr)
     torch.manual_seed(0)
     model = WaveNet(WaveNetConfig(head="mulaw", layers=6, cycles=2, residual_channels=16, gate_channels=32,
                                   skip_channels=32, sample_rate=sr, length=T))
-    x = model.encode(wav)[None]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(120):
-        loss, _ = model.loss(x)
-        if step == 0:
-            first = loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert first > 5.0 and loss.item() < 0.5                               # ln 256 = 5.55 nats -> memorized
+    first, last = overfit(model, model.encode(wav)[None])
+    assert first > 5.0 and last < 0.5                                      # ln 256 = 5.55 nats -> memorized
     y = model.decode(model.generate(1, generator=torch.Generator().manual_seed(0)))[0]
-    power = torch.fft.rfft(y * torch.hann_window(T)).abs() ** 2
-    f = torch.fft.rfftfreq(T, 1 / sr)
-    on = torch.stack([(f - fr).abs() <= 12 for fr in freqs]).any(0)        # +- 1.5 bins around each tone
-    assert power[on].sum() / power.sum() >= 0.7
+    assert tone_share(y, sr, width=12) >= 0.7                              # +- 1.5 bins around each tone
 
 
 # ---- streaming ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig
-from tests.fakes import SR, vowels
+from tests.fakes import SR, chord, overfit, tone_share, vowels
 
 HOP, MELS, ORDER = 32, 20, 8
 
@@ -145,28 +145,17 @@ def test_overfit_three_tone_chord():
     leaves its one training path after a few dozen samples and the all-pole filter, 37 dB of gain here, makes
     each excitation error loud: LPCNet trains on noisy input for that reason; the plain WaveNet's overfit
     samples at temperature 1.)"""
-    T, freqs = 1024, (250.0, 375.0, 500.0)
-    t = torch.arange(T + 1) / SR
-    wav = sum(torch.sin(2 * math.pi * f * t) for f in freqs) * (0.8 / 3)
+    T = 1024
+    wav = chord(T + 1, SR)                                                   # one sample of context first
     torch.manual_seed(0)
     model = WaveNet(WaveNetConfig(head="mulaw", layers=6, cycles=2, residual_channels=16, gate_channels=32,
                                   skip_channels=32, cond_channels=MELS, hop_length=HOP, upsample_scales=(4, 8),
                                   n_fft=256, fmax=SR / 2, sample_rate=SR, lpc_order=ORDER))
     c = model.mel_condition(wav[None, 1:])
     batch = {k: v[None] for k, v in model.targets(wav, c[0]).items()} | {"c": c}
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(120):
-        loss, _ = model.loss(batch)
-        if step == 0:
-            first = loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert first > 4.0 and loss.item() < 0.5 * first
+    first, last = overfit(model, batch)
+    assert first > 4.0 and last < 0.5 * first
     model.eval()
-    f = torch.fft.rfftfreq(T, 1 / SR)
-    on = torch.stack([(f - fr).abs() <= 24 for fr in freqs]).any(0)        # +- 1.5 bins around each tone
     for opts in (dict(greedy=True), dict(temperature=0.3)):
         y = torch.cat(list(model.stream_waveform(1, c=c, generator=torch.Generator().manual_seed(0), **opts)), 1)[0]
-        power = torch.fft.rfft(y * torch.hann_window(T)).abs() ** 2
-        assert power[on].sum() / power.sum() >= 0.9, opts
+        assert tone_share(y, SR, width=24) >= 0.9, opts                    # +- 1.5 bins around each tone
