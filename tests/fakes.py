@@ -43,6 +43,17 @@ def vowels(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(0.3 * out / np.abs(out).max()).float()
 
 
+def lively(cls, config, scale: float = 2.0):
+    """``cls(config)`` seeded with 0, in eval mode, its parameters times ``scale``: livelier outputs than the default
+    init, so comparisons between two paths are not trivial."""
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model
+
+
 CHORD = (250.0, 375.0, 500.0)
 
 

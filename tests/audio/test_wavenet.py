@@ -9,7 +9,7 @@ import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig, receptive_field, wavenet_dilations
 from arsound.core.model import ARModel, Canvas, run_steps
-from tests.fakes import chord, overfit, tone_share
+from tests.fakes import chord, lively, overfit, tone_share
 
 C, HOP = 5, 4  # tiny local conditioning: 5 channels, hop 4 = 2 * 2
 
@@ -19,12 +19,7 @@ def tiny(head="mulaw", k=2, local=False, glob=False, **kw) -> WaveNet:
                                   gate_channels=16, skip_channels=16, num_mixtures=3, length=40,
                                   cond_channels=C if local else 0, hop_length=HOP, upsample_scales=(2, 2),
                                   num_speakers=3 if glob else 0), **kw})
-    torch.manual_seed(0)
-    model = WaveNet(cfg).eval()
-    with torch.no_grad():  # livelier outputs than the default init, so comparisons are not trivial
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model
+    return lively(WaveNet, cfg)
 
 
 def conds(model: WaveNet, B: int, T: int, seed: int = 1) -> dict:

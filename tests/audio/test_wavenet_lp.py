@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig
-from tests.fakes import SR, chord, overfit, tone_share, vowels
+from tests.fakes import SR, chord, lively, overfit, tone_share, vowels
 
 HOP, MELS, ORDER = 32, 20, 8
 
@@ -21,12 +21,7 @@ def tiny(bits: int = 8, **kw) -> WaveNet:
                                   gate_channels=16, skip_channels=16, cond_channels=MELS, hop_length=HOP,
                                   upsample_scales=(4, 8), n_fft=256, fmax=SR / 2, sample_rate=SR,
                                   lpc_order=ORDER), **kw})
-    torch.manual_seed(0)
-    model = WaveNet(cfg).eval()
-    with torch.no_grad():  # livelier outputs than the default init, so comparisons are not trivial
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model
+    return lively(WaveNet, cfg)
 
 
 def mel_of(model: WaveNet, T: int, B: int = 2) -> torch.Tensor:
