@@ -9,12 +9,14 @@ Presets (random weights; speed does not depend on training):
           (nv-wavenet "medium").
   mol24:  24 layers, 4 cycles, k = 3, R 128, gate 256, skip 128, 10 logistics, 16-bit (r9y9 MoL).
 
-Measured, all while sampling at temperature 1:
+Measured, all while sampling at temperature 1 (the queue-shifting baseline is our own code, below):
   - per batch size (1, 8, 32 on CPU; 1, 8, 32, 256 on CUDA): naive and cached samples/s per stream
     and in aggregate, and their ratio. "naive" is one full forward over ``rf + 1`` samples per generated
     sample at steady state (the window is full, as it is after the first ``rf`` samples), timed with 1
     thread and with ``--threads`` and the faster kept. The cached loop runs single-threaded on CPU up
     to batch 64 (``core.device.SINGLE_THREAD_MAX_BATCH``), whatever ``--threads`` says.
+  - the fused native CPU step (``wavenet_step.c``, ``method="native"``): per stream and in aggregate on one
+    thread, in aggregate with the streams over all ``--threads`` (the scaling), and with bfloat16 weights.
   - on CUDA with triton installed, mu-law presets: the fused one-kernel generator (``wavenet_triton.py``)
     at every batch size, beside the cached loop ("not run" elsewhere: on the CPU it only interprets).
   - cached time per sample at batch 1 vs generated length (1k, 4k, 16k): it must stay flat.
@@ -104,6 +106,20 @@ def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int, method
     return best_of(lambda: model.generate(batch, length=length, generator=gen, method=method), repeats, dev)
 
 
+def native_seconds(model: WaveNet, batch: int, length: int, repeats: int, threads: int = 1,
+                   precision: str = "fp32") -> float:
+    """Seconds of the fused native step (``method="native"``) with its streams over ``threads`` threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)          # the native step spreads its streams over torch's thread count
+    try:
+        gen = torch.Generator().manual_seed(0)
+        run = (lambda: model.generate(batch, length=length, generator=gen, method="native", precision=precision))
+        run()
+        return best_of(run, repeats, model.device)
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def queue_generate(model: WaveNet, batch: int, length: int, generator=None, forced: torch.Tensor | None = None):
     """The common incremental way (the baseline): every layer keeps its last ``(k - 1) d + 1`` inputs in a buffer
@@ -182,11 +198,14 @@ def run(args) -> list[str]:
     lengths = [1000, 4000] if args.quick else [1000, 4000, 16000]
     gen_len = 1000 if args.quick else 4000
     lines = [f"# WaveNet generation ({'quick' if args.quick else 'full'} run)", "", header(device), ""]
+    threads = torch.get_num_threads()
     lines += ["| preset | rf | batch | naive per stream, samples/s (threads) | queue-shifting per stream (samples/s) "
               "| cached per stream (samples/s) | cached aggregate (samples/s) | cached / naive | cached / queue "
-              "| native per stream (samples/s) | native aggregate (samples/s) | native / queue "
+              "| native per stream, 1 thread (samples/s) | native aggregate, 1 thread | native / queue "
+              f"| native aggregate, {threads} threads | thread scaling "
+              "| native bf16 per stream, 1 thread | bf16 / fp32 "
               "| fused Triton aggregate (samples/s) | Triton / cached |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sweeps = []
     for preset in args.presets.split(","):
         model = build(preset, device)
@@ -199,10 +218,13 @@ def run(args) -> list[str]:
             cached = cached_seconds(model, B, n, args.repeats, method="cached") / n
             nq = max(100, n // 4)
             queue = queue_seconds(model, B, nq, min(args.repeats, 2)) / nq
-            nat = "not run | - | -"
-            if device.type == "cpu" and model.config.head == "mulaw" and NativeWaveNet.available():
-                native = cached_seconds(model, B, n, args.repeats, method="native") / n
-                nat = f"{1 / native:,.0f} | {B / native:,.0f} | {queue / native:,.1f}x"
+            nat = "not run | - | - | - | - | - | -"
+            if device.type == "cpu" and NativeWaveNet.covers(model, None, None, device) and NativeWaveNet.available():
+                native = native_seconds(model, B, n, args.repeats) / n
+                multi = native_seconds(model, B, n, args.repeats, threads) / n if B > 1 and threads > 1 else native
+                half = native_seconds(model, B, n, args.repeats, precision="bf16") / n
+                nat = (f"{1 / native:,.0f} | {B / native:,.0f} | {queue / native:,.1f}x | {B / multi:,.0f} | "
+                       f"{native / multi:,.2f}x | {1 / half:,.0f} | {native / half:,.2f}x")
             fused = "not run | -"
             if use_triton(model, device, args.triton):
                 tri = cached_seconds(model, B, n, args.repeats, method="triton") / n

@@ -55,7 +55,8 @@ def _speakers(model, g, B: int) -> Tensor | None:
 
 @torch.no_grad()
 def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tensor | int | str | None = None, *,
-           temperature: float | None = None, greedy: bool = False, seed: int = 0, progress: bool = True) -> Tensor:
+           temperature: float | None = None, greedy: bool = False, seed: int = 0, progress: bool = True,
+           precision: str = "fp32") -> Tensor:
     """Waveform from a mel-conditioned WaveNet through its cached generator (with a progress bar).
 
     wav: ``Tensor[T]`` / ``[B, T]`` in [-1, 1] -> its log-mel (the model's front end) -> resynthesized
@@ -64,6 +65,7 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
         Exactly one of ``wav`` / ``mel``.
     g: speaker / instrument (id, name or ``LongTensor[B]``) for models with global conditioning (default 0).
     temperature: default the model's ``config.temperature``.
+    precision: a WaveNet's native step's weights, ``"fp32"`` or ``"bf16"`` (``WaveNet.stream``).
     """
     check_vocoder(model)
     if (wav is None) == (mel is None):
@@ -89,8 +91,9 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
         c = normalize_mel(mel.float()).to(model.device)
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same for vocode_file's pieces
+    extra = {} if precision == "fp32" else {"precision": precision}
     pieces = model.stream_waveform(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
-                                   generator=generator, progress=progress)
+                                   generator=generator, progress=progress, **extra)
     out = torch.cat(list(pieces), dim=1)
     return out[0] if squeeze else out
 

@@ -64,9 +64,6 @@ from .features import MEL_SCALE, MEL_SHIFT, MelFrontEnd, deemphasis, preemphasis
 
 SQRT_HALF = math.sqrt(0.5)
 HEADS = ("mulaw", "mol", "gaussian", "gmm")
-# method="auto" takes the native step up to this many streams where it covers the call ("medium", one thread,
-# load 0.7: 3.7x the cached step at batch 1, 2.5x at 2, 1.4x at 4, 0.8x at 8; benchmarks/wavenet_generation.py)
-NATIVE_MAX_BATCH = 4
 
 
 def wavenet_dilations(layers: int, cycles: int) -> list[int]:
@@ -478,7 +475,8 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
     def generate(self, n: int | Sequence[int] | Tensor | None = None, c: Tensor | None = None,
                  g: Tensor | None = None, *, length: int | None = None, temperature: float = 1.0,
                  greedy: bool = False, generator: torch.Generator | None = None, uniforms: Tensor | None = None,
-                 prompt: Tensor | None = None, method: str = "auto", progress: bool = False) -> Tensor:
+                 prompt: Tensor | None = None, method: str = "auto", precision: str = "fp32",
+                 progress: bool = False) -> Tensor:
         """Generate ``x[B, T_max]`` (use :meth:`decode` for waveforms; :meth:`stream` for any length).
 
         n: number of streams (each ``length`` long, else ``c``'s frames x hop, else ``config.length``),
@@ -495,13 +493,16 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
             the reference) or
             ``"triton"`` (one fused kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt;
             CUDA, or Triton's interpreter on the CPU for testing).
+        precision: the native step's weights, ``"fp32"`` or ``"bf16"`` (see :meth:`stream`).
         """
         if method not in ("auto", "cached", "native", "naive", "triton"):
             raise ValueError(f"unknown method '{method}'; choose auto, cached, native, naive or triton")
         if method in ("auto", "cached", "native"):
             return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
                                               generator=generator, uniforms=uniforms, prompt=prompt,
-                                              progress=progress, method=method)), dim=1)
+                                              progress=progress, method=method, precision=precision)), dim=1)
+        if precision != "fp32":
+            raise ValueError(f"precision='{precision}' is the native step's; use method='native' or 'auto'")
         if method == "triton":
             from . import wavenet_triton
 
@@ -543,16 +544,19 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
                length: int | None = None, temperature: float = 1.0, greedy: bool = False,
                generator: torch.Generator | None = None, uniforms: Tensor | None = None,
                prompt: Tensor | None = None, chunk: int = 8192, progress: bool = False,
-               expected: int | None = None, waveform: bool = False, method: str = "auto") -> Iterator[Tensor]:
+               expected: int | None = None, waveform: bool = False, method: str = "auto",
+               precision: str = "fp32") -> Iterator[Tensor]:
         """Cached generation in pieces: yields ``x[B, t]`` (``t <= chunk``), which concatenated are
         :meth:`generate`'s result for the same arguments. ``c`` is a ``Tensor[B, C, F]`` or an iterable of
         ``[B, C, F_i]`` frame blocks, consumed as generation reaches them (then every stream runs until the
         frames end; ``expected`` then gives the progress bar its total). Memory: the cached state, one piece
         and one window of conditioning, whatever the length. ``waveform`` (LP models): yield the signal
         ``s = p + e`` (CPU, float32) instead of ``x`` (:meth:`stream_waveform`). ``method``: ``"cached"`` (the
-        PyTorch step), ``"native"`` (the fused C step, ``wavenet_fast.NativeWaveNet``: mu-law head, no prompt, streams
-        of one length, CPU float32) or ``"auto"`` (native where it covers the call and builds, up to
-        ``NATIVE_MAX_BATCH`` streams; else cached).
+        PyTorch step), ``"native"`` (the fused C step, ``wavenet_fast.NativeWaveNet``: mu-law or mixture head, no
+        linear prediction, no prompt, streams of one length, CPU float32; streams spread over
+        ``torch.get_num_threads()`` threads) or ``"auto"`` (native where it covers the call and builds; else
+        cached). ``precision``: the native step's weights, ``"fp32"`` or ``"bf16"`` (the big matrices in
+        bfloat16: half the bytes per step; ``benchmarks/wavenet_precision.py`` measures what it costs).
         """
         from .wavenet_fast import FrameCond, NativeWaveNet, stream_generate
 
@@ -570,15 +574,19 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         cond = None if frames is None else FrameCond(self, frames)
         covers = NativeWaveNet.covers(self, prompt, lengths, self.device)
         if method == "native" and not covers:
-            raise ValueError("method='native' covers the mu-law head without linear prediction or a prompt, streams "
-                             "of one length, float32 on the CPU; use method='cached'")
-        native = method == "native" or (method == "auto" and covers and B <= NATIVE_MAX_BATCH
-                                         and NativeWaveNet.available())
+            raise ValueError("method='native' covers the mu-law and mixture heads without linear prediction or a "
+                             "prompt, streams of one length, float32 on the CPU; use method='cached'")
+        if precision not in NativeWaveNet.PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; choose {' or '.join(NativeWaveNet.PRECISIONS)}")
+        native = method == "native" or (method == "auto" and covers and NativeWaveNet.available())
+        if precision != "fp32" and not native:
+            raise ValueError(f"precision='{precision}' is the native step's, which does not run this call; "
+                             "use precision='fp32'")
         with eval_mode(self):
             t = 0
             for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
                                      generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
-                                     progress=progress, expected=expected, native=native):
+                                     progress=progress, expected=expected, native=native, precision=precision):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
                 if self.is_lp:                                      # the loop's predictions of this piece

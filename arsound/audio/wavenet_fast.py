@@ -330,11 +330,14 @@ class FrameCond:
 
 
 class NativeWaveNet:
-    """The fused CPU step of a mu-law WaveNet (``wavenet_step.c``, built at first use by :mod:`arsound.core.native`):
-    every step of a block of samples in one native call, on :class:`CachedWaveNet`'s fused weights and gate
-    conditioning (which it keeps, block by block). Holds the rings and the last sample; :meth:`run` continues."""
+    """The fused CPU step (``wavenet_step.c``, built at first use by :mod:`arsound.core.native`) of a mu-law or
+    logistic-mixture WaveNet: every step of a block of samples in one native call, on :class:`CachedWaveNet`'s fused
+    weights and gate conditioning (which it keeps, block by block), the streams spread over ``threads`` threads.
+    ``precision="bf16"`` stores the five big matrices as bfloat16 (half the bytes a step reads; sums stay float32).
+    Holds the rings and the last sample; :meth:`run` continues."""
 
     SOURCE = Path(__file__).with_name("wavenet_step.c")
+    PRECISIONS = ("fp32", "bf16")
 
     @classmethod
     def available(cls) -> bool:
@@ -344,62 +347,80 @@ class NativeWaveNet:
 
     @classmethod
     def covers(cls, model, prompt, lengths, device) -> bool:
-        """Whether the native step can run this generation: a mu-law head, no linear prediction, no prompt, streams
-        of one length, float32 on the CPU."""
+        """Whether the native step can run this generation: a mu-law or mixture head, no linear prediction, no
+        prompt, streams of one length, float32 on the CPU."""
         same = lengths is None or bool((lengths == lengths[0]).all())
-        return (model.config.head == "mulaw" and not model.is_lp and prompt is None and same
+        return (model.config.head in ("mulaw", "mol") and not model.is_lp and prompt is None and same
                 and torch.device(device).type == "cpu" and model.dtype == torch.float32)
 
-    def __init__(self, model, batch: int, cond: "FrameCond | None", g: Tensor | None) -> None:
+    def __init__(self, model, batch: int, cond: "FrameCond | None", g: Tensor | None, *, threads: int = 1,
+                 precision: str = "fp32") -> None:
         from ..core.native import library
 
+        if precision not in self.PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; choose {' or '.join(self.PRECISIONS)}")
         self.lib = library(self.SOURCE)
         if self.lib is None:
             raise RuntimeError("the native WaveNet step is unavailable (no C compiler, or ARSOUND_NATIVE=0)")
         self.eng = eng = CachedWaveNet(model, batch, cond, g)
         f32 = (lambda t: t.detach().to("cpu", torch.float32).contiguous())
-        cfg = model.config
+        big = f32 if precision == "fp32" else (lambda t: f32(t).to(torch.bfloat16).view(torch.int16))
+        cfg, head = model.config, model.head
+        self.mol = cfg.head == "mol"
         self.dims = (batch, cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
-                     model.head.num_params, cfg.kernel_size)
+                     head.num_params, cfg.kernel_size)
+        self.mix = (head.num_mixtures, head.num_classes, head.log_scale_min) if self.mol else (0, 0, 0.0)
+        self.threads, self.bf16 = max(1, min(threads, batch)), precision == "bf16"
         self.dil = torch.tensor(eng.dilations, dtype=torch.int32)
-        self.weights = [f32(eng.table), f32(torch.cat([w.flatten() for w in eng.wconv])),
-                        f32(torch.cat([w.flatten() for w in eng.wres]) if eng.wres else torch.zeros(1)),
-                        f32(eng.wskip), f32(eng.bskip), f32(eng.w1), f32(eng.b1), f32(eng.w2), f32(eng.b2)]
+        if self.mol:
+            self.inputs = [None, f32(eng.in_w.flatten()), f32(eng.in_b)]
+        else:
+            self.inputs = [f32(eng.table), None, None]
+        self.weights = [big(torch.cat([w.flatten() for w in eng.wconv])),
+                        big(torch.cat([w.flatten() for w in eng.wres]) if eng.wres else torch.zeros(1)),
+                        big(eng.wskip), f32(eng.bskip), big(eng.w1), f32(eng.b1), big(eng.w2), f32(eng.b2)]
         k, R = cfg.kernel_size, cfg.residual_channels
         self.ring = torch.zeros(sum(batch * ((k - 1) * d + 1) * R for d in eng.dilations))
         self.prev = torch.zeros(batch, dtype=torch.long)
         self.t = 0
 
-    def gate_conditioning(self, T: int) -> Tensor:
-        """``[T, L, n, G]`` of the next ``T`` steps, from the engine's blocks."""
+    def gate_conditioning(self, T: int) -> tuple[Tensor, tuple[int, int, int]]:
+        """The gate conditioning of the next ``T`` steps and its (step, layer, stream) strides: ``[T, L, n, G]``
+        from the engine's blocks, or without local conditioning the engine's ``[L, n or 1, G]`` with step stride 0."""
         eng, parts, t = self.eng, [], self.t
+        if eng.cond is None:
+            base = eng.base_n.to("cpu", torch.float32).contiguous()
+            return base, (0, base.stride(0), base.stride(1) if base.shape[1] > 1 else 0)
         while t < self.t + T:
-            if eng.cond is None:
-                parts.append(eng.base_n.expand(eng.L, eng.n, eng.G)[None].expand(self.t + T - t, -1, -1, -1))
-                break
             eng._cond(t)
             end = min(eng.block_end, self.t + T)
             parts.append(eng.cblock[t - eng.block_start:end - eng.block_start].clone())  # the next block reuses it
             t = end
-        return torch.cat(parts).to("cpu", torch.float32).contiguous()
+        c = torch.cat(parts).to("cpu", torch.float32).contiguous()
+        return c, (c.stride(0), c.stride(1), c.stride(2))
 
     def run(self, T: int, u: Tensor | None = None, temperature: float = 1.0, greedy: bool = False,
             forced: Tensor | None = None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
-        """``T`` more samples: uniforms ``u[T, n]`` (None when greedy), ``forced[T, n]`` samples to feed instead of
-        drawing -> ``(x[T, n], logits[T, n, K] or None)``."""
+        """``T`` more samples: uniforms ``u[T, n, U]`` (or ``[T, n]`` when ``U = 1``; None when greedy),
+        ``forced[T, n]`` samples to feed instead of drawing -> ``(x[T, n], params[T, n, P] or None)``."""
         from ..core.native import ptr
 
-        n, L, R, G, S, K, k = self.dims
-        cond = self.gate_conditioning(T)
+        n, L, R, G, S, P, k = self.dims
+        cond, (cs_t, cs_l, cs_b) = self.gate_conditioning(T)
         out = torch.empty(T, n, dtype=torch.long)
-        lo = torch.empty(T, n, K) if logits else None
-        u = None if u is None or greedy else u.to("cpu", torch.float32).contiguous()
+        lo = torch.empty(T, n, P) if logits else None
+        u = None if u is None or greedy else u.to("cpu", torch.float32).reshape(T, n, -1).contiguous()
         forced = None if forced is None else forced.to("cpu", torch.long).contiguous()
-        args = [ctypes.c_int(v) for v in (n, T, L, R, G, S, K, k)] + [ptr(self.dil)] + [ptr(w) for w in self.weights]
-        args += [ptr(cond), ptr(self.ring), ctypes.c_int64(self.t), ptr(self.prev), ptr(u),
-                 ctypes.c_float(temperature), ctypes.c_int(int(greedy)), ptr(forced), ptr(lo), ptr(out)]
+        M, Kb, lsmin = self.mix
+        i, f, i64 = ctypes.c_int, ctypes.c_float, ctypes.c_int64
+        args = [i(v) for v in (n, T, L, R, G, S, P, k)] + [ptr(self.dil), i(int(self.mol)), i(M), i(Kb), f(lsmin),
+                                                           i(int(self.bf16))]
+        args += [ptr(w) for w in self.inputs] + [ptr(w) for w in self.weights]
+        args += [ptr(cond), i64(cs_t), i64(cs_l), i64(cs_b), ptr(self.ring), i64(self.t), ptr(self.prev), ptr(u),
+                 i(1 if u is None else u.shape[-1]), f(temperature), i(int(greedy)), ptr(forced), ptr(lo), ptr(out),
+                 i(self.threads)]
         if self.lib.wavenet_run(*args):
-            raise MemoryError("the native WaveNet step could not allocate its buffers")
+            raise MemoryError("the native WaveNet step could not allocate its buffers or threads")
         self.t += T
         return out, lo
 
@@ -446,7 +467,8 @@ def piece_spans(T: int | None, chunk: int, cond: FrameCond | None):
 
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
-                    chunk: int, progress: bool, expected: int | None = None, native: bool = False):
+                    chunk: int, progress: bool, expected: int | None = None, native: bool = False,
+                    precision: str = "fp32"):
     """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
     stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
     canvas of the shared engine (``core.model.run_steps``); the cached state, the last drawn values and the
@@ -456,7 +478,8 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
     uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
     expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
-    native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first).
+    native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first), its streams
+    spread over ``torch.get_num_threads()`` threads, its weights in ``precision``.
     """
     from ..core.model import Canvas, run_piece
     from ..core.sampling import time_major_uniforms
@@ -466,9 +489,10 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     unknown = -1 if model.head.discrete else float("nan")
     bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
                dynamic_ncols=True, delay=0.5)  # shown once a piece takes a while: an early error prints alone
+    threads = torch.get_num_threads()
     with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
         if native:
-            kernel = NativeWaveNet(model, batch, cond, g)
+            kernel = NativeWaveNet(model, batch, cond, g, threads=threads, precision=precision)
         else:
             step = cached_steps(model, batch, lengths, cond, g)
         carry = None
@@ -478,7 +502,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
                 u = (uniforms[:, t:t1].to(dev) if uniforms is not None else
                      time_major_uniforms(t1 - t, batch, U, generator=generator, device=dev))
             if native:
-                x, _ = kernel.run(t1 - t, None if u is None else u[..., 0].transpose(0, 1), temperature, greedy)
+                x, _ = kernel.run(t1 - t, None if u is None else u.transpose(0, 1), temperature, greedy)
                 bar.update(t1 - t)
                 yield x.t().to(dev)
                 continue

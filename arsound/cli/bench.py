@@ -6,7 +6,7 @@ from ..core.files import load_from_path, shipped_dir
 
 BENCHMARKS = {"wavenet": "wavenet_generation.py", "wavernn": "wavernn_generation.py", "image_zoo": "image_zoo.py",
               "vqvae": "vqvae_chunking.py", "vocode_memory": "vocode_memory.py", "music": "music_generation.py",
-              "vocoder_levels": "vocoder_levels.py",
+              "vocoder_levels": "vocoder_levels.py", "wavenet_precision": "wavenet_precision.py",
               "image_sampling": "image_sampling.py", "image_sampling_attention": "image_sampling_attention.py"}
 
 

@@ -20,7 +20,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11", "-pthread")
 
 
 def cache_dir() -> Path:

@@ -1,6 +1,8 @@
-"""The fused native WaveNet step (``wavenet_step.c``, ``wavenet_fast.NativeWaveNet``): teacher-forced logits equal
-the full forward's, greedy and sampled runs (in pieces, with frame blocks) equal the cached PyTorch step's, and
-what it does not cover is refused in one line."""
+"""The fused native WaveNet step (``wavenet_step.c``, ``wavenet_fast.NativeWaveNet``), mu-law and mixture heads:
+teacher-forced logits equal the full forward's (also for widths that take every blocked product kernel, with the
+streams over two threads), greedy and sampled runs (in pieces, with frame blocks, on one or two threads) equal the
+cached PyTorch step's, bfloat16 weights stay within a stated tolerance, and what it does not cover is refused in
+one line."""
 from __future__ import annotations
 
 import pytest
@@ -12,30 +14,63 @@ from tests.audio.test_wavenet import conds, random_x, tiny
 needs_native = pytest.mark.skipif(not NativeWaveNet.available(), reason="no C compiler: the native step is off")
 
 
-@needs_native
-@pytest.mark.parametrize("k,local,glob", [(2, True, True), (3, False, True), (3, True, False), (2, False, False)])
-def test_forced_logits_equal_the_full_forward(k, local, glob):
-    model = tiny("mulaw", k, local, glob)
-    B, T = 3, 37
+WIDE = dict(residual_channels=64, gate_channels=128, skip_channels=72)  # 16-, 8- and 64-column blocks, and tails
+
+
+def forced_params(model, B, T, local, threads=1, precision="fp32"):
+    """Teacher-forced params from the native step in two pieces, and the full forward's: ``([B, T, P], [B, T, P])``."""
     x, cond = random_x(model, B, T), conds(model, B, T)
     with torch.no_grad():
-        full = model(x, **cond)                                               # (B, T, 256)
+        full = model(x, **cond)                                               # (B, T, P)
     with model.streaming(), torch.inference_mode():
-        kernel = NativeWaveNet(model, B, FrameCond(model, cond["c"]) if local else None, cond.get("g"))
-        out1, lo1 = kernel.run(20, greedy=True, forced=x[:, :20].t(), logits=True)   # in two pieces
+        kernel = NativeWaveNet(model, B, FrameCond(model, cond["c"]) if local else None, cond.get("g"),
+                               threads=threads, precision=precision)
+        out1, lo1 = kernel.run(20, greedy=True, forced=x[:, :20].t(), logits=True)
         out2, lo2 = kernel.run(T - 20, greedy=True, forced=x[:, 20:].t(), logits=True)
     assert torch.equal(torch.cat([out1, out2]).t(), x)
-    torch.testing.assert_close(torch.cat([lo1, lo2]).transpose(0, 1), full, atol=1e-5, rtol=1e-5)
+    return torch.cat([lo1, lo2]).transpose(0, 1), full
 
 
 @needs_native
-@pytest.mark.parametrize("k,local,glob", [(2, True, True), (3, False, True)])
+@pytest.mark.parametrize("head", ["mulaw", "mol"])
+@pytest.mark.parametrize("k,local,glob", [(2, True, True), (3, False, True), (3, True, False), (2, False, False)])
+def test_forced_logits_equal_the_full_forward(head, k, local, glob):
+    got, full = forced_params(tiny(head, k, local, glob), 3, 37, local)
+    torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("head,B", [("mulaw", 9), ("mol", 9), ("mulaw", 21)])
+def test_wide_layers_on_two_threads(head, B):
+    """Widths that take every product kernel and their tails; streams on 2 threads: 9 as 4 + 5 (a group of 4 and
+    one alone), 21 as 10 + 11 (6 + 4, and 6 + 4 + 1)."""
+    model = tiny(head, 3, local=True, glob=True, **WIDE)
+    got, full = forced_params(model, B, 33, True, threads=2)
+    torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("head", ["mulaw", "mol"])
+def test_bf16_weights_within_tolerance(head):
+    """bfloat16 weights (8 mantissa bits) move the params by well under 5 % of their spread; fp32 sums."""
+    model = tiny(head, 2, local=True, glob=True, **WIDE)
+    got, full = forced_params(model, 4, 33, True, precision="bf16")
+    err = (got - full).abs().max() / full.std()
+    assert 0 < err < 0.05, err
+
+
+@needs_native
+@pytest.mark.parametrize("head,k,local,glob,threads", [("mulaw", 2, True, True, 1), ("mulaw", 3, False, True, 2),
+                                                       ("mol", 2, True, True, 2), ("mol", 3, False, False, 1)])
 @pytest.mark.parametrize("small_blocks", [False, True])
-def test_native_runs_equal_the_cached_step(k, local, glob, small_blocks, monkeypatch):
+def test_native_runs_equal_the_cached_step(head, k, local, glob, threads, small_blocks, monkeypatch, request):
     """Also with gate-conditioning blocks of 5 steps, so one piece spans many blocks."""
     from arsound.audio import wavenet_fast
 
-    model = tiny("mulaw", k, local, glob)
+    before = torch.get_num_threads()                                          # the native step's thread count
+    torch.set_num_threads(threads)
+    request.addfinalizer(lambda: torch.set_num_threads(before))
+    model = tiny(head, k, local, glob)
     if small_blocks:
         cfg = model.config
         monkeypatch.setattr(wavenet_fast, "COND_BLOCK_BYTES", 4 * 3 * cfg.layers * cfg.gate_channels * 5)
@@ -61,11 +96,15 @@ def test_native_runs_equal_the_cached_step(k, local, glob, small_blocks, monkeyp
 
 
 def test_what_it_does_not_cover_is_one_line():
-    model = tiny("mol", 2, local=True)
+    model = tiny("gaussian", 2, local=True)
     cond = conds(model, 1, 8)
-    with pytest.raises(ValueError, match="method='native' covers the mu-law head"):
+    with pytest.raises(ValueError, match="method='native' covers the mu-law and mixture heads"):
         model.generate(1, length=8, method="native", **cond)
+    with pytest.raises(ValueError, match="precision='bf16' is the native step's"):
+        model.generate(1, length=8, precision="bf16", **cond)
     mulaw = tiny("mulaw", 2)
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        mulaw.generate(1, length=8, precision="int4")
     with pytest.raises(ValueError, match="method='native' covers"):
         mulaw.generate(1, length=8, method="native", prompt=torch.tensor([[3, 4]]))
     with pytest.raises(ValueError, match="method='native' covers"):
