@@ -72,12 +72,17 @@ def verify(name: str, root=DEFAULT_ROOT) -> list[str]:
             if not (base / e["path"]).is_file() or sha256_file(base / e["path"]) != e["sha256"]]
 
 
+def _matches(value, wanted) -> bool:
+    return value in wanted if isinstance(wanted, (list, tuple, set)) else value == wanted
+
+
 class AudioDataset(Dataset):
     """Clips of a prepared dataset: ``ds[i] -> (wav Tensor[T] float32, y LongTensor[])``.
 
     ``where`` keeps files whose labels match (e.g. ``{"language": "en"}`` for the single-speaker speech
-    set). ``label`` names the label to return as a class index into ``self.classes`` (sorted over all
-    splits, so indices agree between splits); ``y = -1`` without one. ``segment`` crops (random with
+    set; a list or tuple value keeps any of its values: ``{"language": ["en", "it"]}``). ``label`` names the
+    label to return as a class index into ``self.classes`` (sorted over all splits, so indices agree between
+    splits); ``y = -1`` without one. ``segment`` crops (random with
     ``random_crop``, else the start) or zero-pads every clip to that many samples; crops start at a
     multiple of ``align`` (use the mel hop, so frames stay aligned). Only the cropped part is read.
     ``verify`` checks every file's sha256 first.
@@ -90,7 +95,8 @@ class AudioDataset(Dataset):
             raise DataError(f"unknown split '{split}'; choose from {list(SPLITS)}")
         manifest = read_manifest(name, root)
         self.base, self.sample_rate = Path(root) / name, int(manifest["sample_rate"])
-        files = [e for e in manifest["files"] if all(e["labels"].get(k) == v for k, v in (where or {}).items())]
+        files = [e for e in manifest["files"]
+                 if all(_matches(e["labels"].get(k), v) for k, v in (where or {}).items())]
         if label is not None:
             missing = [e["id"] for e in files if label not in e["labels"]]
             if missing:

@@ -27,10 +27,11 @@ LABELS = {"speech": "speaker", "chorales": "instrument"}  # the label a vocoder 
 
 def open_split(name: str, split: str, root=DEFAULT_ROOT, language: str = "") -> AudioDataset:
     """The prepared ``split`` of set ``name`` labelled by speaker / instrument (speech: of ``language`` only,
-    all languages when it is empty)."""
+    several as ``"en,es"``, all languages when it is empty)."""
     if name not in LABELS:
         raise DataError(f"unknown data.name '{name}'; choose from {sorted(LABELS)}")
-    where = {"language": language} if name == "speech" and language else None
+    langs = [lang.strip() for lang in language.split(",") if lang.strip()]
+    where = {"language": langs} if name == "speech" and langs else None
     return AudioDataset(name, split, root=root, label=LABELS[name], where=where)
 
 

@@ -58,7 +58,9 @@ def wavernn_model(**over) -> WaveRNNConfig:
 class VocoderData:
     name: str = "speech"               # speech | chorales
     root: str = "data_cache"
-    language: str = "en"               # speech only; "" = all languages (then several speakers)
+    language: str = "en"               # speech only: "en", several "en,es,it,ru" (the other voices are held
+                                       # out and scored apart), "" = all languages (then several speakers)
+    speaker_embedding: bool = True     # False: one vocoder for every voice, no label (vocodes unseen voices)
     segment_frames: int = 16           # training crop: segment_frames * hop samples
     gain_db: tuple[float, float] = (0.0, 0.0)  # training crops: a random gain in this range (dB), e.g. (-30, 0)
     lowpass: float = 0.0               # training crops: probability of a random low-pass (3-7 kHz)

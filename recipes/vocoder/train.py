@@ -25,7 +25,9 @@ from arsound.core.checkpoint import hardware, save_pretrained, warm_start
 from arsound.core.files import write_json
 from arsound.core.metrics import bits_per_sample
 from arsound.core.train import Trainer, evaluate
+from arsound.data.audio import DataError
 from arsound.data.clips import Augment, VocoderDataset, heldout_clips, open_split
+from arsound.data.prepare import VOICES
 
 from .config import Config
 
@@ -57,6 +59,16 @@ def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: 
                      "sc": mr["sc"].mean().item(), "logmag": mr["mag"].mean().item()}
     out["model"]["seconds"], out["griffin_lim"]["seconds"] = round(model_s, 2), round(gl_s, 2)
     return out, {"model": y, "griffin_lim": gl}
+
+
+def unseen_voices(data) -> str:
+    """Speech trained on some languages: the languages whose voice the training never heard (e.g. ``"fr"`` for
+    ``language="en,es,it,ru"``: June speaks only French), comma-joined; ``""`` when there are none."""
+    langs = [lang for lang in data.language.split(",") if lang]
+    if data.name != "speech" or not langs:
+        return ""
+    heard = {VOICES[lang][1] for lang in langs}
+    return ",".join(lang for lang, v in VOICES.items() if v[1] not in heard)
 
 
 def choose_temperature(model: WaveNet, cfg: Config) -> tuple[float, list[dict]]:
@@ -99,7 +111,7 @@ def main(cfg: Config) -> dict:
     data, ev = cfg.data, cfg.eval
     probe = open_split(data.name, "train", data.root, data.language)
     classes = [str(c) for c in probe.classes]
-    labelled = len(classes) > 1
+    labelled = len(classes) > 1 and data.speaker_embedding
     cls = WaveRNN if isinstance(cfg.model, WaveRNNConfig) else WaveNet
     model = cls(replace(cfg.model, num_speakers=len(classes) if labelled else 0,
                         speaker_names=tuple(classes) if labelled else (), sample_rate=probe.sample_rate))
@@ -117,7 +129,8 @@ def main(cfg: Config) -> dict:
     out = Path(cfg.train.out_dir)
     credit = "; ".join(dict.fromkeys(e["credit"] for e in probe.items))
     card = {"data": f"{data.name}" + (f" ({data.language})" if data.name == "speech" and data.language else "")
-            + f", {probe.seconds / 60:.1f} min train, crops of {data.segment_frames} frames x hop "
+            + (f", speakers {', '.join(classes)}" + ("" if labelled else " (no speaker label)") if len(classes) > 1
+               else "") + f", {probe.seconds / 60:.1f} min train, crops of {data.segment_frames} frames x hop "
             f"{model.config.hop_length}", "licence / credit": credit, "recipe": recipe, "hardware": hardware()}
     if cfg.init:
         card["warm start"] = f"weights of {cfg.init}, then the steps below with a fresh optimizer and schedule"
@@ -190,6 +203,18 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
                 f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
                 f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
             "usage": "arsound vocode in.wav -o out.wav --model THIS_FOLDER"}
+    unseen = unseen_voices(data)
+    try:                                               # voices it never heard (and that the data holds): apart
+        unseen_split = open_split(data.name, split, data.root, unseen) if unseen else None
+    except DataError:
+        unseen_split = None
+    if unseen_split is not None and final.config.num_speakers == 0:
+        clips_u, _, ids_u = heldout_clips(unseen_split, ev.clips, ev.seconds, final.config.hop_length)
+        rep_u, _ = resynthesis_report(final, clips_u, None, ev.griffin_lim_iters, temperature, seed=cfg.train.seed)
+        result["unseen_voices"] = {"languages": unseen, "clips": ids_u, **rep_u}
+        card[f"unseen voices ({unseen}, {len(ids_u)} {split} clips)"] = (
+            f"{vocoder_name(final)} LSD {rep_u['model']['lsd_db']:.2f} dB, MR-STFT {rep_u['model']['mrstft']:.3f}; "
+            f"Griffin-Lim LSD {rep_u['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {rep_u['griffin_lim']['mrstft']:.3f}")
     ex = write_heldout_example(final, out, cfg)
     result["heldout_example"] = ex
     card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split)"] = (

@@ -62,3 +62,13 @@ def test_augment_level_and_bandwidth():
     b = [Augment(gain_db=(-10.0, 0.0), lowpass=0.5)(wav, sr) for _ in range(4)]
     assert all(torch.equal(x, z) for x, z in zip(a, b))
     assert not Augment().active and Augment(lowpass=0.1).active
+
+
+def test_open_split_takes_several_languages(tmp_path):
+    from tests.fakes import fake_prepared
+
+    fake_prepared(tmp_path, "speech", [{"language": "en", "speaker": "a"}, {"language": "es", "speaker": "b"},
+                                       {"language": "fr", "speaker": "c"}])
+    assert {e["labels"]["language"] for e in open_split("speech", "train", tmp_path, "en,fr").items} == {"en", "fr"}
+    assert {e["labels"]["language"] for e in open_split("speech", "train", tmp_path, "es").items} == {"es"}
+    assert len(open_split("speech", "train", tmp_path, "").items) == 6

@@ -132,3 +132,23 @@ def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, ca
     s0, s1 = out["wavenet_lsd_db_per_seed"]
     assert s0 != s1 and out["wavenet"]["lsd_db"] == pytest.approx((s0 + s1) / 2, abs=1e-4)
     assert any(ln.startswith("WaveNet LSD per seed: 0 ") for ln in lines)
+
+
+def test_held_out_voices_are_scored_apart(tmp_path):
+    """Speech trained on some languages without a speaker label: the voices it never heard (June, only French here)
+    are scored in a report of their own, and the card says so."""
+    root = tmp_path / "data"
+    fake_prepared(root, "speech", [{"language": "en", "speaker": "allison"}, {"language": "es", "speaker": "allison"},
+                                   {"language": "fr", "speaker": "june"}])
+    recipe = load_recipe("vocoder")
+    cfg = recipe.config("lp", debug=True)
+    apply_overrides(cfg, [f"--data.root={root}", f"--train.out_dir={tmp_path / 'run'}", "--data.language=en,es",
+                          "--data.speaker_embedding=false"])
+    result = recipe.main(cfg)
+    unseen = result["unseen_voices"]
+    assert unseen["languages"] == "fr,it,ru" and unseen["clips"] == ["2_3"]   # the French test file, the only one
+    assert np.isfinite(unseen["model"]["lsd_db"]) and np.isfinite(unseen["griffin_lim"]["lsd_db"])
+    model = load(tmp_path / "run" / "model")
+    assert model.config.num_speakers == 0
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "unseen voices (fr,it,ru, 1 test clips)" in card and "speech (en,es)" in card
