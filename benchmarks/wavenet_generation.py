@@ -206,7 +206,7 @@ def run(args) -> list[str]:
               "| native bf16 per stream, 1 thread | bf16 / fp32 "
               "| fused Triton aggregate (samples/s) | Triton / cached |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    sweeps = []
+    sweeps, rates = [], {}                          # rates[(preset, B)]: path -> aggregate samples/s
     for preset in args.presets.split(","):
         model = build(preset, device)
         check_queue(model)
@@ -218,16 +218,19 @@ def run(args) -> list[str]:
             cached = cached_seconds(model, B, n, args.repeats, method="cached") / n
             nq = max(100, n // 4)
             queue = queue_seconds(model, B, nq, min(args.repeats, 2)) / nq
+            got = rates[(preset, B)] = {"queue": B / queue, "cached": B / cached}
             nat = "not run | - | - | - | - | - | -"
             if device.type == "cpu" and NativeWaveNet.covers(model, None, None, device) and NativeWaveNet.available():
                 native = native_seconds(model, B, n, args.repeats) / n
                 multi = native_seconds(model, B, n, args.repeats, threads) / n if B > 1 and threads > 1 else native
                 half = native_seconds(model, B, n, args.repeats, precision="bf16") / n
+                got.update(native=B / native, native_threads=B / multi)
                 nat = (f"{1 / native:,.0f} | {B / native:,.0f} | {queue / native:,.1f}x | {B / multi:,.0f} | "
                        f"{native / multi:,.2f}x | {1 / half:,.0f} | {native / half:,.2f}x")
             fused = "not run | -"
             if use_triton(model, device, args.triton):
                 tri = cached_seconds(model, B, n, args.repeats, method="triton") / n
+                got["triton"] = B / tri
                 fused = f"{B / tri:,.0f} | {cached / tri:,.2f}x"
             lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / queue:,.0f} | "
                          f"{1 / cached:,.0f} | {B / cached:,.0f} | {naive / cached:,.0f}x | {queue / cached:,.1f}x | "
@@ -242,7 +245,39 @@ def run(args) -> list[str]:
             print(sweeps[-1], flush=True)
     lines += ["", "Cached generation, batch 1: time per sample vs generated length (should stay flat).", "",
               "| preset | length | µs per sample | samples/s |", "|---|---:|---:|---:|", *sweeps]
+    if args.targets:
+        lines += ["", *targets(rates, device, threads)]
     return lines
+
+
+def targets(rates: dict, device: torch.device, threads: int) -> list[str]:
+    """Issue 21's targets against this run's figures, met or missed (a path not run is said so)."""
+    def line(what: str, value: float | None, bound: float) -> str:
+        if value is None:
+            return f"- {what}: not measured in this run (>= {bound:,.0f}: unknown)"
+        return f"- {what}: {value:,.0f} (>= {bound:,.0f}: {'met' if value >= bound else 'missed'})"
+
+    def rate(preset: str, B: int, path: str) -> float | None:
+        return rates.get((preset, B), {}).get(path)
+
+    out = ["Targets (issue 21):"]
+    if device.type == "cpu":
+        m1, q1 = rate("medium", 1, "native"), rate("medium", 1, "queue")
+        out.append(line("medium, native, per stream at batch 1, one thread (samples/s)", m1, 10_000))
+        if m1 and q1:
+            out.append(f"- medium, native / queue-shifting at batch 1: {m1 / q1:.1f}x "
+                       f"(>= 10x: {'met' if m1 >= 10 * q1 else 'missed'})")
+        out.append(line("mol24, native, per stream at batch 1, one thread (samples/s)",
+                        rate("mol24", 1, "native"), 3000))
+        out.append(line(f"medium, native, aggregate at batch 32 on {threads} threads (samples/s)",
+                        rate("medium", 32, "native_threads"), 100_000))
+    else:
+        best1 = max(filter(None, (rate("medium", 1, p) for p in ("triton", "cached"))), default=None)
+        agg = max((v for (pr, _), r in rates.items() if pr == "medium" for k, v in r.items() if k != "queue"),
+                  default=None)
+        out.append(line("medium, per stream at batch 1, best GPU path (samples/s)", best1, 42_000))
+        out.append(line("medium, aggregate, best GPU path and batch (samples/s)", agg, 1_000_000))
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None,
                    help="timed runs per measurement, the best is kept (default 3; 1 with --quick)")
     p.add_argument("--markdown", help="also write the tables to this markdown file")
+    p.add_argument("--targets", action="store_true", help="end with issue 21's targets, met or missed")
     p.add_argument("--triton", choices=("auto", "on", "off"), default="auto",
                    help="also time the fused Triton kernel (auto: on CUDA for mu-law presets when triton imports)")
     return p

@@ -488,8 +488,9 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
             and cached paths) draw identical samples.
         prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
         method: ``"cached"`` (O(L) per sample, per-layer ring buffers, :meth:`stream`'s pieces joined),
-            ``"native"`` (the same step fused in C, ``wavenet_step.c``), ``"auto"`` (native where it covers the
-            call, see :meth:`stream`; else cached), ``"naive"`` (recomputes the receptive field for every sample;
+            ``"native"`` (the same step fused in C, ``wavenet_step.c``), ``"auto"`` (on CUDA the fused Triton
+            kernel where it covers the call, :meth:`triton_covers`; on the CPU native where it covers the call,
+            see :meth:`stream`; else cached), ``"naive"`` (recomputes the receptive field for every sample;
             the reference) or
             ``"triton"`` (one fused kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt;
             CUDA, or Triton's interpreter on the CPU for testing).
@@ -497,6 +498,8 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         """
         if method not in ("auto", "cached", "native", "naive", "triton"):
             raise ValueError(f"unknown method '{method}'; choose auto, cached, native, naive or triton")
+        if method == "auto" and precision == "fp32" and self.triton_covers(prompt, self.device):
+            method = "triton"
         if method in ("auto", "cached", "native"):
             return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
                                               generator=generator, uniforms=uniforms, prompt=prompt,
@@ -508,7 +511,7 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
 
             if not wavenet_triton.available():
                 raise ValueError("method='triton' needs the triton package (pip install triton)")
-            if self.config.head != "mulaw" or prompt is not None or self.is_lp:
+            if not self.triton_covers(prompt):
                 raise ValueError("method='triton' covers the 'mulaw' head without a prompt or linear prediction; "
                                  "use method='cached'")
         B, lengths, c, g, uniforms, prompt, order = self._prepare(n, c, g, length, temperature, greedy, uniforms,
@@ -529,6 +532,17 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
             x = run_steps(self, canvas, self.naive_steps(canvas, c_up=c_up, g=g, a=a), progress=progress)
         x = self._pad_silence(x, lengths, 0)
         return torch.empty_like(x).index_copy_(0, order, x)  # back to the caller's order
+
+    def triton_covers(self, prompt: Tensor | None = None, device: torch.device | str | None = None) -> bool:
+        """Whether the fused Triton generator runs this call: a mu-law head without linear prediction or a prompt
+        (and, with ``device``, on CUDA with triton installed: where ``method="auto"`` takes it in :meth:`generate`;
+        :meth:`stream`'s pieces stay on the cached step)."""
+        ok = self.config.head == "mulaw" and prompt is None and not self.is_lp
+        if device is not None:
+            from . import wavenet_triton
+
+            ok = ok and torch.device(device).type == "cuda" and wavenet_triton.available()
+        return ok
 
     def stream_waveform(self, *args, **kw) -> Iterator[Tensor]:
         """:meth:`stream`'s pieces as waveform pieces ``[B, t]`` (CPU, float32): de-emphasized

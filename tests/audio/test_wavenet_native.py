@@ -109,3 +109,14 @@ def test_what_it_does_not_cover_is_one_line():
         mulaw.generate(1, length=8, method="native", prompt=torch.tensor([[3, 4]]))
     with pytest.raises(ValueError, match="method='native' covers"):
         mulaw.generate([8, 5], method="native")
+
+
+def test_auto_takes_triton_only_on_cuda_where_it_covers():
+    from arsound.audio import wavenet_triton
+
+    mulaw = tiny("mulaw", 2)
+    assert mulaw.triton_covers() and not mulaw.triton_covers(torch.tensor([[3]]))
+    assert mulaw.triton_covers(None, "cuda") == wavenet_triton.available()
+    assert not mulaw.triton_covers(None, "cpu")
+    assert not tiny("mol", 2).triton_covers(None, "cuda")
+    assert not tiny("mulaw", 2, local=True, lpc_order=4, preemphasis=0.0).triton_covers(None, "cuda")
