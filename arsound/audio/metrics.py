@@ -36,12 +36,20 @@ def _pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return x[..., :T], y[..., :T]
 
 
-def log_spectral_distance(x: Tensor, y: Tensor, n_fft: int = 1024, hop: int = 256, floor: float = 1e-8) -> Tensor:
-    """LSD in dB between waveforms ``x`` and ``y``: ``Tensor[B]``."""
+def log_spectral_distance(x: Tensor, y: Tensor, n_fft: int = 1024, hop: int = 256, floor_db: float = 80.0) -> Tensor:
+    """LSD in dB of waveform ``y`` against the reference ``x``: ``Tensor[B]`` (the RMS over frequency of the
+    log-power difference, averaged over frames).
+
+    Empty bands: powers more than ``floor_db`` below the reference's strongest STFT bin (per clip) are raised to
+    that floor in both spectrograms, so bands the reference leaves empty (band-limited or quiet input) are scored
+    only on what the output puts there above the floor, never on the depth of the reference's silence, and the
+    figure does not depend on the clip's level (a gain on both leaves it unchanged).
+    """
     x, y = _pair(x, y)
-    px = 10 * torch.log10(stft_magnitude(x, n_fft, hop).square().clamp_min(floor))
-    py = 10 * torch.log10(stft_magnitude(y, n_fft, hop).square().clamp_min(floor))
-    return (px - py).square().mean(dim=1).sqrt().mean(dim=1)
+    px, py = stft_magnitude(x, n_fft, hop).square(), stft_magnitude(y, n_fft, hop).square()
+    floor = (px.amax(dim=(1, 2), keepdim=True) * 10 ** (-floor_db / 10)).clamp_min(1e-30)  # [B, 1, 1]
+    lx, ly = (10 * torch.log10(torch.maximum(p, floor)) for p in (px, py))
+    return (lx - ly).square().mean(dim=1).sqrt().mean(dim=1)
 
 
 def mr_stft_distance(x: Tensor, y: Tensor, ffts=MR_FFTS, eps: float = 1e-5) -> dict[str, Tensor]:

@@ -1,6 +1,9 @@
-"""The distances of ``audio/metrics.py``: zero for identical signals, symmetric where they should be,
-scale-invariant SI-SDR, batched == one by one; PESQ, STOI and F0 errors ranking what they should."""
+"""The distances of ``audio/metrics.py``: zero for identical signals, symmetric where they should be, LSD's floor
+relative to the reference (level-free, blind to empty bands), scale-invariant SI-SDR, batched == one by one; PESQ,
+STOI and F0 errors ranking what they should."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -21,7 +24,17 @@ def test_lsd_and_mr_stft():
     a, b = mr_stft_distance(x, noise), mr_stft_distance(noise, x)
     assert a["total"].item() > 1 and b["total"].item() > 1
     torch.testing.assert_close(a["mag"], b["mag"])                        # log-magnitude term is symmetric
-    torch.testing.assert_close(log_spectral_distance(x, noise), log_spectral_distance(noise, x))
+    # LSD's floor sits 80 dB under the reference's strongest bin: a gain on both leaves it unchanged, ...
+    for gain in (10 ** (-30 / 20), 3.0):
+        torch.testing.assert_close(log_spectral_distance(gain * x, gain * noise), log_spectral_distance(x, noise))
+    # ... and bands the reference leaves empty are scored on what the output puts there above that floor only:
+    # a hiss 100+ dB under the tone costs nothing, the same hiss scored against the reference's silence (no
+    # floor) costs dB everywhere, and a hiss 20 dB under the tone costs many
+    sine = 0.5 * torch.sin(2 * math.pi * 330 * torch.arange(SR // 2) / SR)
+    hiss = torch.randn(sine.shape, generator=g)
+    assert log_spectral_distance(sine, sine + 1e-5 * hiss).item() < 0.1
+    assert log_spectral_distance(sine, sine + 1e-5 * hiss, floor_db=300).item() > 5
+    assert log_spectral_distance(sine, sine + 0.05 * hiss).item() > 10
     # spectral convergence is relative to the original: a quieter copy is closer than a louder one
     assert mr_stft_distance(x, 0.5 * x)["sc"].item() == pytest.approx(0.5, abs=1e-4)
     assert mr_stft_distance(x, 1.5 * x)["sc"].item() == pytest.approx(0.5, abs=1e-4)
