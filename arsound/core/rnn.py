@@ -50,8 +50,20 @@ class RecurrentNet(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         B, L = tokens.shape
         prev = torch.cat([tokens.new_full((B, 1), self.vocab), tokens[:, :-1]], 1)
-        h, _ = self.rnn(self.inputs(prev, torch.arange(L, device=tokens.device)).to(self.out.weight.dtype))
+        h, _ = self._recur(self.inputs(prev, torch.arange(L, device=tokens.device)).to(self.out.weight.dtype))
         return self.out(h)
+
+    def _recur(self, x: Tensor, state=None):
+        """The recurrent layer. Under CPU autocast oneDNN's LSTM needs bfloat16 kernels that CPUs without AVX-512
+        lack (it refuses the call); PyTorch's own kernels run it there (in float32, as autocast leaves RNNs)."""
+        if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return self.rnn(x, state)
+        before = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            return self.rnn(x, state)
+        finally:
+            torch.backends.mkldnn.enabled = before
 
     def step(self, prev: Tensor | None, t: int, state, n: int) -> tuple[Tensor, object]:
         """One symbol: the previous symbols ``prev[n]`` (None at ``t = 0``) and the carried ``state`` (None at
@@ -59,7 +71,7 @@ class RecurrentNet(nn.Module):
         if prev is None:
             prev = torch.full((n,), self.vocab, dtype=torch.long, device=self.out.weight.device)
         x = self.inputs(prev.long()[:, None], torch.tensor([t], device=prev.device)).to(self.out.weight.dtype)
-        h, state = self.rnn(x, state)
+        h, state = self._recur(x, state)
         return self.out(h[:, 0]), state
 
     def stepper(self, n: int):
