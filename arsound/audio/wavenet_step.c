@@ -173,13 +173,19 @@ static int64_t draw(const float *logits, int K, float u, float temperature, int 
             if (logits[k] > logits[best]) best = k;
         return best;
     }
+    int k8 = K & ~7, k = 0;
     float m = -INFINITY, sum = 0.0f;
-    for (int k = 0; k < K; k++) m = fmaxf(m, logits[k] / temperature);
-    for (int k = 0; k < K; k++) { cdfs[k] = expf(logits[k] / temperature - m); sum += cdfs[k]; }
+    v8 mv = splat(-INFINITY);
+    for (; k < k8; k += 8) { v8 x = ld(logits + k) / temperature; mv = pick(x > mv, x, mv); }
+    for (int j = 0; j < 8 && k8; j++) m = mv[j] > m ? mv[j] : m;
+    for (; k < K; k++) { float x = logits[k] / temperature; m = x > m ? x : m; }
+    for (k = 0; k < k8; k += 8) st(cdfs + k, vexp(ld(logits + k) / temperature - m));
+    for (; k < K; k++) cdfs[k] = expf(logits[k] / temperature - m);
+    for (k = 0; k < K; k++) sum += cdfs[k];
     float cdf = 0.0f;
-    for (int k = 0; k < K; k++) { cdf += cdfs[k] / sum; cdfs[k] = cdf; }
+    for (k = 0; k < K; k++) { cdf += cdfs[k] / sum; cdfs[k] = cdf; }
     float target = u * cdfs[K - 1];
-    for (int k = 0; k < K; k++)
+    for (k = 0; k < K; k++)
         if (cdfs[k] > target) return k;
     return K - 1;
 }
@@ -190,12 +196,12 @@ static int64_t draw_mol(const float *p, int M, int Kb, float lsmin, const float 
     int64_t c = draw(p, M, greedy ? 0.0f : u[0], temperature, greedy, cdfs);
     float y = p[M + c];
     if (!greedy) {
-        float ls = fmaxf(p[2 * M + c], lsmin);
+        float ls = p[2 * M + c] > lsmin ? p[2 * M + c] : lsmin;
         float noise = logf(u[1]) - log1pf(-u[1]);
         float scale = expf(ls) * temperature;
         y = y + scale * noise;
     }
-    y = fminf(fmaxf(y, -1.0f), 1.0f) + 1.0f;
+    y = (y < -1.0f ? -1.0f : y > 1.0f ? 1.0f : y) + 1.0f;
     float half = (float)(Kb - 1) / 2.0f;
     float b = y * half;
     b = b + 0.5f;
