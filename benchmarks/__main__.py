@@ -2,7 +2,8 @@
 from arsound.cli.bench import run_benchmark
 
 QUICK = [("wavenet", ["--quick", "--targets"]),
-         ("wavenet_precision", ["--clips", "2", "--seeds", "0", "--presets", "mol24"]), ("wavernn", ["--seconds", "0.5", "--repeats", "1"]),
+         ("wavenet_precision", ["--clips", "2", "--seeds", "0", "--presets", "mol24"]),
+         ("wavernn", ["--seconds", "0.5", "--repeats", "1"]),
          ("image_sampling", ["--threads", "1", "--naive-steps", "50"])]
 
 for name, args in QUICK:
