@@ -28,7 +28,8 @@ def main() -> None:
     p.add_argument("--data", required=True, choices=("speech", "chorales"))
     p.add_argument("--root", default="data_cache")
     p.add_argument("--split", default="test")
-    p.add_argument("--language", default="en", help="speech: the language of the clips ('' = all)")
+    p.add_argument("--language", default="en", help="speech: the language(s) of the clips, e.g. en or en,es "
+                                                    "('' = all)")
     p.add_argument("--clips", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds (default: 0)")
@@ -53,7 +54,8 @@ def main() -> None:
     lsd_w, lsd_g = w["lsd_db"], b["lsd_db"]
     for i, name in enumerate(ids):
         print(f"{name:32s} LSD {me} {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
-    out = {"model": str(folder), "split": args.split, "clips": len(ids), "seconds": wav.shape[-1] / sr,
+    out = {"model": str(folder), "split": args.split, "language": args.language if speech else "",
+           "clips": len(ids), "seconds": wav.shape[-1] / sr,
            "temperature": T, "seeds": args.seeds,
            "wavenet_lsd_db_per_seed": [m["lsd_db"].mean().item() for m in per_seed],
            "wavenet": {k: v.nanmean().item() for k, v in w.items()},
