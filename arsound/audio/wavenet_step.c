@@ -80,18 +80,12 @@ static inline v8 pick(i8 mask, v8 a, v8 b) { return (v8)(((i8)a & mask) | ((i8)b
         for (int r = 0; r < ROWS; r++)                                                                         \
             for (int v = 0; v < NV; v++) st(Y + (size_t)r * ldy + 8 * v, acc[r][v]);                           \
     }
-MICRO(mk62f, float, ld, 6, 2)
-MICRO(mk61f, float, ld, 6, 1)
-MICRO(mk42f, float, ld, 4, 2)
-MICRO(mk41f, float, ld, 4, 1)
-MICRO(mk18f, float, ld, 1, 8)
-MICRO(mk11f, float, ld, 1, 1)
-MICRO(mk62h, uint16_t, ldh, 6, 2)
-MICRO(mk61h, uint16_t, ldh, 6, 1)
-MICRO(mk42h, uint16_t, ldh, 4, 2)
-MICRO(mk41h, uint16_t, ldh, 4, 1)
-MICRO(mk18h, uint16_t, ldh, 1, 8)
-MICRO(mk11h, uint16_t, ldh, 1, 1)
+/* the kernels of one weight type: mk<rows><vectors><f|h> */
+#define KERNELS(S, WT, LOAD)                                                                                   \
+    MICRO(mk62##S, WT, LOAD, 6, 2) MICRO(mk61##S, WT, LOAD, 6, 1) MICRO(mk42##S, WT, LOAD, 4, 2)              \
+    MICRO(mk41##S, WT, LOAD, 4, 1) MICRO(mk18##S, WT, LOAD, 1, 8) MICRO(mk11##S, WT, LOAD, 1, 1)
+KERNELS(f, float, ld)
+KERNELS(h, uint16_t, ldh)
 
 static inline float wat(const void *W, int bf16, size_t i) {
     if (!bf16) return ((const float *)W)[i];
