@@ -590,8 +590,7 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         if method == "native" and not covers:
             raise ValueError("method='native' covers the mu-law and mixture heads without linear prediction or a "
                              "prompt, streams of one length, float32 on the CPU; use method='cached'")
-        if precision not in NativeWaveNet.PRECISIONS:
-            raise ValueError(f"unknown precision '{precision}'; choose {' or '.join(NativeWaveNet.PRECISIONS)}")
+        NativeWaveNet.check_precision(precision)
         native = method == "native" or (method == "auto" and covers and NativeWaveNet.available())
         if precision != "fp32" and not native:
             raise ValueError(f"precision='{precision}' is the native step's, which does not run this call; "

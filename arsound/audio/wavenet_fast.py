@@ -346,6 +346,12 @@ class NativeWaveNet:
         return library(cls.SOURCE) is not None
 
     @classmethod
+    def check_precision(cls, precision: str) -> None:
+        """Refuse a precision the native step does not have, in one line."""
+        if precision not in cls.PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; choose {' or '.join(cls.PRECISIONS)}")
+
+    @classmethod
     def covers(cls, model, prompt, lengths, device) -> bool:
         """Whether the native step can run this generation: a mu-law or mixture head, no linear prediction, no
         prompt, streams of one length, float32 on the CPU."""
@@ -357,8 +363,7 @@ class NativeWaveNet:
                  precision: str = "fp32") -> None:
         from ..core.native import library
 
-        if precision not in self.PRECISIONS:
-            raise ValueError(f"unknown precision '{precision}'; choose {' or '.join(self.PRECISIONS)}")
+        self.check_precision(precision)
         self.lib = library(self.SOURCE)
         if self.lib is None:
             raise RuntimeError("the native WaveNet step is unavailable (no C compiler, or ARSOUND_NATIVE=0)")
