@@ -7,9 +7,10 @@
  * inside a group every product is a small matrix product [rows, in] @ [in, out] whose register-blocked kernels
  * (6 or 4 streams x 16 outputs, or 1 stream x 64) read each weight once for up to 6 streams. Weights are float32, or
  * bfloat16 (`bf16`: the five big matrices only, widened to float32 as they are read; sums stay float32). Gates use
- * a vectorized exp (Cephes' polynomial, ~1e-7 relative); the draws use libm as
- * arsound.core.sampling.sample_logits (softmax of logits / temperature, inverse CDF at u * cdf[K-1]; greedy: the
- * first maximum) and DiscretizedLogisticMixture.sample_from / mode. Plain C11 with GCC/Clang vector extensions
+ * a vectorized exp (Cephes' polynomial, ~1e-7 relative), and so do the softmax exponentials of the draws (the
+ * logistic's noise and scale use libm). The draws follow arsound.core.sampling.sample_logits (softmax of
+ * logits / temperature, inverse CDF at u * cdf[K-1]; greedy: the first maximum) and
+ * DiscretizedLogisticMixture.sample_from / mode. Plain C11 with GCC/Clang vector extensions
  * (-O3 -march=native); compiled at first use by arsound.core.native, loaded with ctypes.
  *
  * Layer l (dilation d_l) keeps its inputs u_l(t) in a ring of Lb_l = (k - 1) d_l + 1 rows per stream; rows never
