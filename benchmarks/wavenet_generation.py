@@ -35,6 +35,7 @@ import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig
 from arsound.audio.wavenet_fast import NativeWaveNet
+from arsound.core.device import num_threads
 
 PRESETS = ("medium", "mol24")
 
@@ -109,15 +110,11 @@ def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int, method
 def native_seconds(model: WaveNet, batch: int, length: int, repeats: int, threads: int = 1,
                    precision: str = "fp32") -> float:
     """Seconds of the fused native step (``method="native"``) with its streams over ``threads`` threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)          # the native step spreads its streams over torch's thread count
-    try:
+    with num_threads(threads):
         gen = torch.Generator().manual_seed(0)
         run = (lambda: model.generate(batch, length=length, generator=gen, method="native", precision=precision))
         run()
         return best_of(run, repeats, model.device)
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()

@@ -36,6 +36,7 @@ from arsound.audio.vocoder import griffin_lim_of, vocode  # noqa: E402
 from arsound.audio.wavenet import WaveNet, WaveNetConfig  # noqa: E402
 from arsound.audio.wavenet_fast import FrameCond, NativeWaveNet  # noqa: E402
 from arsound.core.checkpoint import hardware, resolve  # noqa: E402
+from arsound.core.device import num_threads  # noqa: E402
 from arsound.data.audio import DataError  # noqa: E402
 from arsound.data.clips import heldout_clips, open_split  # noqa: E402
 
@@ -78,9 +79,7 @@ def torch_bits(model, wav: torch.Tensor, g: torch.Tensor | None) -> float:
 
 def speed(model, precision: str, c: torch.Tensor | None, g: torch.Tensor | None, length: int) -> float:
     """Native samples/s at batch 1, one thread (best of 2 after a warm-up)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with num_threads(1):
         kw = {"c": c[:1], "g": g} if c is not None else {"length": length}
         model.generate(1, method="native", precision=precision, **({"c": c[:1, :, :4], "g": g} if c is not None
                                                                    else {"length": 64}))     # warm-up
@@ -91,8 +90,6 @@ def speed(model, precision: str, c: torch.Tensor | None, g: torch.Tensor | None,
                                **kw)
             best = min(best, time.perf_counter() - t0)
         return y.shape[-1] / best
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: list[str] | None = None) -> int:

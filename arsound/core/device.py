@@ -49,6 +49,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 @contextmanager
+def num_threads(n: int):
+    """Run a block with ``n`` intra-op threads (the native WaveNet step spreads its streams over them), then
+    restore torch's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def step_threads(device: torch.device, batch: int):
     """Run a step-by-step sampling loop with one intra-op thread on CPU for small batches.
 
