@@ -26,6 +26,7 @@ from torch import Tensor
 from .features import MelSpectrogram, normalize_mel
 from .io import AudioError, audio_info, read_span, resample_file, save_audio_stream
 from .metrics import log_spectral_distance, mr_stft_distance, vocoder_metrics
+from .wavenet import WaveNet
 
 BLOCK_FRAMES = 512   # frames of conditioning read at a time from a file (8 s at hop 256 and 16 kHz)
 
@@ -70,6 +71,9 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     check_vocoder(model)
     if (wav is None) == (mel is None):
         raise ValueError("vocode needs exactly one of wav or mel")
+    if precision != "fp32" and not isinstance(model, WaveNet):
+        raise ValueError(f"precision='{precision}' is the WaveNet's native step's; a {vocoder_name(model)} runs "
+                         "in fp32")
     cfg = model.config
     if wav is not None:
         squeeze = wav.ndim == 1
@@ -91,7 +95,7 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
         c = normalize_mel(mel.float()).to(model.device)
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same for vocode_file's pieces
-    extra = {} if precision == "fp32" else {"precision": precision}
+    extra = {} if precision == "fp32" else {"precision": precision}      # WaveRNN's stream has no precision
     pieces = model.stream_waveform(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
                                    generator=generator, progress=progress, **extra)
     out = torch.cat(list(pieces), dim=1)

@@ -167,3 +167,5 @@ def test_vocode_runs_a_wavernn_vocoder(tmp_path):
     out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
     assert n == 6 * 256 and out.shape == y.shape
     torch.testing.assert_close(out, y, atol=1 / 32768, rtol=0)               # 16-bit file
+    with pytest.raises(ValueError, match="precision='bf16' is the WaveNet's native step's; a WaveRNN runs in fp32"):
+        vocode(model, wav=wav, g="b", progress=False, precision="bf16")
