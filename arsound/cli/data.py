@@ -47,9 +47,12 @@ def cmd_data(args, extra: list[str]) -> int:
         print(f"{args.name}: wrote {', '.join(f['path'] for f in json.loads(mpath.read_text())['files'])} "
               f"and {mpath.name} in {mpath.parent}")
         return 0
-    if args.name == "chorales":
+    if args.name in ("chorales", "chorales-2sf"):
         if args.languages:
             raise DataError("--languages applies to 'speech' only")
+        if args.soundfont and args.name == "chorales-2sf":
+            raise DataError("--soundfont applies to 'chorales' only ('chorales-2sf' renders with FluidR3_GM and "
+                            "TimGM6mb)")
         options = {"all_programs": args.all_programs, "soundfont": args.soundfont}
     elif args.name == "speech":
         if args.all_programs or args.soundfont:

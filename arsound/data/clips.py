@@ -22,7 +22,8 @@ from ..audio.features import MelSpectrogram, normalize_mel
 from ..audio.io import read_span
 from .audio import DEFAULT_ROOT, AudioDataset, DataError
 
-LABELS = {"speech": "speaker", "chorales": "instrument"}  # the label a vocoder is conditioned on, per set
+# the label a vocoder is conditioned on, per set
+LABELS = {"speech": "speaker", "chorales": "instrument", "chorales-2sf": "instrument"}
 
 
 def open_split(name: str, split: str, root=DEFAULT_ROOT, language: str = "") -> AudioDataset:

@@ -10,6 +10,9 @@
   or by all four with ``--all-programs``; the program is the label. Each voice gets its own MIDI channel,
   grace notes are dropped (music21 would leave them sounding forever), and a render that runs past the
   MIDI's length + 30 s is stopped; pieces that cannot be rendered are listed under ``failed``.
+- ``chorales-2sf``: the same pieces, programs and splits rendered twice, with ``FluidR3_GM.sf2`` and with
+  ``TimGM6mb.sf2`` (the General MIDI soundfont in the ``pretty_midi`` wheel; label ``soundfont``), for vocoders
+  that must not learn one soundfont's timbre; ``chorales`` itself is unchanged.
 - ``speech``: Asterisk's prompt packages, G.722 at 16 kHz, decoded with ``ffmpeg``, kept as recorded.
   ``en`` (Allison Smith, US English) is the single-speaker set; ``es``/``fr``/``it``/``ru`` add the
   multi-speaker set (labels ``language``, ``speaker``, ``prompt``, ``text`` from the packages' transcripts).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import shutil
 import signal
@@ -83,6 +87,10 @@ class Chorales:
         self.all_programs, self.soundfont = all_programs, Path(soundfont or SOUNDFONT)
 
     def check(self) -> None:
+        _need(self.name, *self.needs())
+
+    def needs(self) -> tuple[list[str], list[str]]:
+        """The Debian and pip packages that are missing."""
         apt, pip = [], []
         if shutil.which("fluidsynth") is None:
             apt.append("fluidsynth")
@@ -90,11 +98,12 @@ class Chorales:
             if str(self.soundfont) != SOUNDFONT:
                 raise DataError(f"--soundfont {self.soundfont}: no such file")
             apt.append("fluid-soundfont-gm")
-        try:
-            import music21  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("music21") is None:
             pip.append("music21")
-        _need(self.name, apt, pip)
+        return apt, pip
+
+    def soundfont_of(self, item: Item) -> Path:
+        return self.soundfont
 
     def settings(self) -> dict:
         return {"sample_rate": SAMPLE_RATE, "programs": PROGRAMS, "all_programs": self.all_programs,
@@ -133,7 +142,7 @@ class Chorales:
         # output is capped at the MIDI's length + 30 s (float32 stereo = 8 bytes per frame)
         max_bytes = int((_midi_seconds(mf) + 30) * SAMPLE_RATE * 8)
         _run(["fluidsynth", "-ni", "-q", "-T", "wav", "-O", "float", "-r", str(SAMPLE_RATE), "-F", str(wav_path),
-              str(self.soundfont), str(mid)], f"fluidsynth failed on {item.id}", watch=(wav_path, max_bytes))
+              str(self.soundfont_of(item)), str(mid)], f"fluidsynth failed on {item.id}", watch=(wav_path, max_bytes))
         wav, _ = load_audio(wav_path, sr=SAMPLE_RATE)
         wav = normalize_peak(trim_silence(wav, SAMPLE_RATE, top_db=40.0), 0.891)  # -1 dBFS
         for f in (mid, wav_path):
@@ -142,6 +151,49 @@ class Chorales:
         if score.metadata is not None and score.metadata.title:
             extra["title"] = score.metadata.title
         return {item.id: (wav, extra)}
+
+
+TIMGM = "TimGM6mb.sf2"  # Tim Brechbill's General MIDI soundfont, as it ships in the pretty_midi wheel
+TIMGM_CREDIT = CHORALE_CREDIT.split("; rendered")[0] + ("; rendered with FluidSynth and TimGM6mb.sf2 by Tim "
+                                                        "Brechbill (GPL-2), from the pretty_midi package")
+TIMGM_LICENCE = "public domain (music); GPL-2 (TimGM6mb soundfont)"
+
+
+def pretty_midi_soundfont() -> Path | None:
+    """``TimGM6mb.sf2`` inside the installed ``pretty_midi`` package, or None."""
+    spec = importlib.util.find_spec("pretty_midi")
+    found = [Path(d) / TIMGM for d in (spec.submodule_search_locations or [])] if spec else []
+    return next((p for p in found if p.is_file()), None)
+
+
+class ChoralesTwoFonts(Chorales):
+    """``chorales-2sf``: every chorale of ``chorales`` (the same pieces, programs and splits) rendered twice,
+    with FluidR3_GM and with TimGM6mb (label ``soundfont``: ``fluidr3`` / ``timgm6mb``), so a vocoder hears one
+    score in two timbres; a piece and both its renders are always in one split. ``chorales`` is unchanged."""
+    name = "chorales-2sf"
+
+    def __init__(self, all_programs: bool = False, **_):
+        super().__init__(all_programs)
+        self.fonts = {"fluidr3": self.soundfont, "timgm6mb": pretty_midi_soundfont()}
+
+    def needs(self) -> tuple[list[str], list[str]]:
+        apt, pip = super().needs()
+        return apt, pip + (["pretty_midi"] if self.fonts["timgm6mb"] is None else [])
+
+    def settings(self) -> dict:
+        tim = self.fonts["timgm6mb"]  # the file's hash: another pretty_midi's soundfont renders everything again
+        return {**{k: v for k, v in super().settings().items() if k != "soundfont"},
+                "soundfonts": {"fluidr3": self.soundfont.name,
+                               "timgm6mb": f"{TIMGM} sha256:{sha256_file(tim)[:16]}" if tim else TIMGM}}
+
+    def items(self) -> list[Item]:
+        return [Item(f"{it.id}_{key}", f"wav/{key}/{it.id}.wav", it.split_key, it.source,
+                     {**it.labels, "soundfont": key}, *((it.licence, it.credit) if key == "fluidr3"
+                                                        else (TIMGM_LICENCE, TIMGM_CREDIT)))
+                for it in super().items() for key in self.fonts]
+
+    def soundfont_of(self, item: Item) -> Path:
+        return self.fonts[item.labels["soundfont"]]
 
 
 def _one_program_per_channel(mf, program: int) -> None:
@@ -302,7 +354,7 @@ def _transcripts(lang: str) -> dict[str, str]:
 
 
 # ---- the runner -------------------------------------------------------------------------------------
-DATASETS = {"chorales": Chorales, "speech": Speech}
+DATASETS = {"chorales": Chorales, "chorales-2sf": ChoralesTwoFonts, "speech": Speech}
 
 
 def _need(name: str, apt: list[str], pip: list[str]) -> None:

@@ -56,7 +56,7 @@ def wavernn_model(**over) -> WaveRNNConfig:
 
 @dataclass
 class VocoderData:
-    name: str = "speech"               # speech | chorales
+    name: str = "speech"               # speech | chorales | chorales-2sf (two soundfonts)
     root: str = "data_cache"
     language: str = "en"               # speech only: "en", several "en,es,it,ru" (the other voices are held
                                        # out and scored apart), "" = all languages (then several speakers)

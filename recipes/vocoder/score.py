@@ -25,7 +25,7 @@ from arsound.data.clips import LABELS, heldout_clips, open_split
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model")
-    p.add_argument("--data", required=True, choices=("speech", "chorales"))
+    p.add_argument("--data", required=True, choices=sorted(LABELS))
     p.add_argument("--root", default="data_cache")
     p.add_argument("--split", default="test")
     p.add_argument("--language", default="en", help="speech: the language(s) of the clips, e.g. en or en,es "

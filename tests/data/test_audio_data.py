@@ -281,3 +281,37 @@ def test_midi_voices_get_own_channels_and_program():
                 if isinstance(e, midi.MidiEvent) and e.type == midi.ChannelVoiceMessages.PROGRAM_CHANGE}
     assert sorted(on) == [(1, 60), (2, 60)] and programs == {52}
     assert prep._midi_seconds(mf) == pytest.approx(5.0)  # 4 quarters at 60 bpm + music21's 1-beat end pad
+
+
+def test_two_soundfont_chorales_pair_every_render_in_one_split(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("music21")
+    one, two = prep.Chorales().items(), prep.ChoralesTwoFonts().items()
+    assert len(two) == 2 * len(one) and len({it.id for it in two}) == len(two)
+    for a, (f, t) in zip(one, zip(two[::2], two[1::2])):   # each piece: its FluidR3 render, then its TimGM6mb one
+        assert (f.labels["soundfont"], t.labels["soundfont"]) == ("fluidr3", "timgm6mb")
+        assert f.split_key == t.split_key == a.split_key and f.labels["program"] == t.labels["program"]
+        assert f.out == f"wav/fluidr3/{a.id}.wav" and t.out == f"wav/timgm6mb/{a.id}.wav"
+        assert "FluidR3" in f.credit and "TimGM6mb" in t.credit and "GPL-2" in t.licence
+    assert prep.Chorales().settings()["soundfont"] == "FluidR3_GM.sf2"   # chorales' settings (and renders) unchanged
+    monkeypatch.setitem(__import__("sys").modules, "pretty_midi", None)  # not installed
+    with pytest.raises(DataError, match="pip install pretty_midi"):
+        prep.ChoralesTwoFonts().check()
+    assert cli(["data", "prepare", "chorales-2sf", "--soundfont", "x.sf2", "--root", str(tmp_path / "d")]) != 0
+    assert "--soundfont applies to 'chorales' only" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+HAVE_TWO_FONTS = HAVE_CHORALES and prep.pretty_midi_soundfont() is not None
+
+
+@pytest.mark.skipif(not HAVE_TWO_FONTS, reason="needs fluidsynth, fluid-soundfont-gm, music21 and pretty_midi")
+def test_one_chorale_renders_with_both_soundfonts(tmp_path):
+    r = prepare("chorales-2sf", root=tmp_path, limit=2, progress=False)
+    assert r.made == 2 and r.failed == []
+    m = read_manifest("chorales-2sf", tmp_path)
+    (f, t) = m["files"]
+    assert f["split"] == t["split"] and f["labels"]["piece"] == t["labels"]["piece"] == "bwv269"
+    assert "sha256:" in m["settings"]["soundfonts"]["timgm6mb"]
+    x, y = (sf.read(str(tmp_path / "chorales-2sf" / e["path"]))[0] for e in (f, t))
+    assert abs(len(x) - len(y)) < 2 * 16000                    # one score: about the same length (reverb tails differ)
+    n = min(len(x), len(y))
+    assert np.corrcoef(x[:n], y[:n])[0, 1] < 0.9               # two timbres, not one render twice

@@ -36,6 +36,13 @@ def test_crop_mel_equals_whole_clip_frames(tmp_path):
     torch.testing.assert_close(pre["x"], preemphasis(wav, 0.85)[pick * hop:(pick + 4) * hop])
 
 
+def test_two_soundfont_chorales_open_with_their_instrument(tmp_path):
+    fake_prepared(tmp_path, "chorales-2sf", [{"instrument": "organ", "soundfont": "fluidr3"},
+                                             {"instrument": "organ", "soundfont": "timgm6mb"}])
+    split = open_split("chorales-2sf", "valid", tmp_path)
+    assert split.classes == ["organ"] and split[0][1].item() == 0
+
+
 def test_augment_level_and_bandwidth():
     """Gains land in their range (the peak kept below 1), a low-pass leaves little above its cutoff, the draws
     come from the global torch RNG (so a resumed run replays them), and no augmentation is the plain crop."""
