@@ -4,11 +4,12 @@
 
 Sets (``--clips`` clips of ``--seconds`` each, 16 kHz): ``real test`` (the middle of every test file, the
 reference), ``real train`` (the floor: real music that is not the reference), ``VQ-VAE test`` (the test clips
-encoded and decoded at level 0: the best the tokenizer allows), ``real level-2 codes, upsampled`` (the test
-clips' top-level codes, the lower levels sampled by the upsamplers: what the hierarchy gives with a perfect top
-prior), ``generated`` (the hierarchy from nothing,
-the instruments in turn, one seed per batch), ``bigram`` (level-0 tokens from an add-k bigram fitted on the
-training tokens, decoded at level 0) and ``noise`` (white, at the real clips' RMS).
+encoded and decoded at level 0: the best the tokenizer allows), ``real level-L codes, upsampled`` for each level
+L above the bottom (the test clips' codes from the top down to level L kept, the levels below sampled by the
+upsamplers: from the top, what the hierarchy gives with a perfect top prior; from the middle, what the bottom
+upsampler does alone), ``generated`` (the hierarchy from nothing, the instruments in turn, one seed per batch),
+``bigram`` (level-0 tokens from an add-k bigram fitted on the training tokens, decoded at level 0) and ``noise``
+(white, at the real clips' RMS).
 
 Figures, none from a pretrained network (``audio/music_metrics.py``): the Frechet distance between Gaussians
 of log-mel frames (64 bands) of each set and of ``real test``; the total-variation distance between their
@@ -103,17 +104,21 @@ def main(argv: list[str] | None = None) -> dict:
     rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
     temperature = args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)
-    # the real test clips' top-level codes, upsampled by the lower priors: what the upsamplers do alone
-    top, upsampled, up_s = gen.levels[0], [], 0.0
+    # the real test clips' codes down to each upper level, the levels below sampled by the upsamplers: what the
+    # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
-        tops = [gen.vqvae.encode(torch.from_numpy(w)[None])[top][0] for w in real]
-    for b in range(0, args.clips, args.batch):
-        rows_ = torch.stack(tops[b:b + args.batch])
-        codes_ = [rows_ if lv == top else [] for lv in range(len(gen.vqvae.hops))]
-        t1 = time.perf_counter()
-        res = gen.generate(args.seconds, len(rows_), seed=b, codes=codes_, temperature=temperature, progress=True)
-        up_s += time.perf_counter() - t1
-        upsampled += [y.numpy() for y in res.audio]
+        real_codes = [gen.vqvae.encode(torch.from_numpy(w)[None]) for w in real]
+    upsampled, up_s = {}, {}
+    for upper in gen.levels[:-1]:
+        upsampled[upper], up_s[upper] = [], 0.0
+        for b in range(0, args.clips, args.batch):
+            codes_ = [torch.stack([c[lv][0] for c in real_codes[b:b + args.batch]]) if lv >= upper else []
+                      for lv in range(len(gen.vqvae.hops))]
+            t1 = time.perf_counter()
+            res = gen.generate(args.seconds, len(codes_[upper]), seed=b, codes=codes_, temperature=temperature,
+                               progress=True)
+            up_s[upper] += time.perf_counter() - t1
+            upsampled[upper] += [y.numpy() for y in res.audio]
     # generated: the instruments in turn, one batch per seed
     names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
     generated, asked, gen_s = [], [], 0.0
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
     ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
     sets = {"real test": real, "real train": floor, "VQ-VAE test (level 0)": recon,
-            f"real level-{top} codes, upsampled": upsampled, "generated": generated,
+            **{f"real level-{lv} codes, upsampled": w for lv, w in upsampled.items()}, "generated": generated,
             "bigram tokens (level 0)": bigram_wavs, "noise": noise}
     rows = {name: set_figures(w, sr, ref_frames, ref_chroma) for name, w in sets.items()}
     clf = instrument_classifier(train, args.seconds)
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
-              "upsampling_s": round(up_s, 1),
+              "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
               "sets": rows, "instrument_accuracy": {"real test": acc_real, "generated": acc_gen},
               "wall_s": round(time.perf_counter() - t0, 1)}
     ref = rows["real test"]
