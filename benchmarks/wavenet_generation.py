@@ -19,6 +19,7 @@ Measured, all while sampling at temperature 1 (the queue-shifting baseline is ou
     thread, in aggregate with the streams over all ``--threads`` (the scaling), and with bfloat16 weights.
   - on CUDA with triton installed, mu-law presets: the fused one-kernel generator (``wavenet_triton.py``)
     at every batch size, beside the cached loop ("not run" elsewhere: on the CPU it only interprets).
+  - on CUDA: the step captured as one CUDA graph and replayed per sample (``wavenet_graph.py``, both presets).
   - cached time per sample at batch 1 vs generated length (1k, 4k, 16k): it must stay flat.
 Timings are the best of ``--repeats`` runs after a warm-up; the header names device, CPU, threads and
 the load average, since other processes on the machine change the numbers.
@@ -35,6 +36,7 @@ import torch
 
 from arsound.audio.wavenet import WaveNet, WaveNetConfig
 from arsound.audio.wavenet_fast import NativeWaveNet
+from arsound.audio.wavenet_graph import GraphWaveNet
 from arsound.core.device import num_threads
 
 PRESETS = ("medium", "mol24")
@@ -100,7 +102,7 @@ def naive_seconds_per_step(model: WaveNet, batch: int, steps: int, repeats: int)
 
 @torch.no_grad()
 def cached_seconds(model: WaveNet, batch: int, length: int, repeats: int, method: str = "cached") -> float:
-    """Seconds to generate ``batch`` streams of ``length`` samples on the cached (or fused Triton) path."""
+    """Seconds to generate ``batch`` streams of ``length`` samples on the cached (or Triton, or CUDA-graph) path."""
     dev = model.device
     gen = torch.Generator(device=dev).manual_seed(0)
     model.generate(batch, length=min(length, 64), generator=gen, method=method)  # warm-up (and Triton's compile)
@@ -201,8 +203,9 @@ def run(args) -> list[str]:
               "| native per stream, 1 thread (samples/s) | native aggregate, 1 thread | native / queue "
               f"| native aggregate, {threads} threads | thread scaling "
               "| native bf16 per stream, 1 thread | bf16 / fp32 "
-              "| fused Triton aggregate (samples/s) | Triton / cached |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| fused Triton aggregate (samples/s) | Triton / cached | CUDA graph aggregate (samples/s) "
+              "| graph / cached |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sweeps, rates = [], {}                          # rates[(preset, B)]: path -> aggregate samples/s
     for preset in args.presets.split(","):
         model = build(preset, device)
@@ -229,9 +232,14 @@ def run(args) -> list[str]:
                 tri = cached_seconds(model, B, n, args.repeats, method="triton") / n
                 got["triton"] = B / tri
                 fused = f"{B / tri:,.0f} | {cached / tri:,.2f}x"
+            graph = "not run | -"
+            if device.type == "cuda" and GraphWaveNet.covers(model, None, None):
+                gr = cached_seconds(model, B, n, args.repeats, method="graph") / n
+                got["graph"] = B / gr
+                graph = f"{B / gr:,.0f} | {cached / gr:,.2f}x"
             lines.append(f"| {preset} | {rf} | {B} | {1 / naive:,.1f} ({naive_threads}) | {1 / queue:,.0f} | "
                          f"{1 / cached:,.0f} | {B / cached:,.0f} | {naive / cached:,.0f}x | {queue / cached:,.1f}x | "
-                         f"{nat} | {fused} |")
+                         f"{nat} | {fused} | {graph} |")
             print(lines[-1], flush=True)
         best = {T: float("inf") for T in lengths}
         for _ in range(args.repeats):  # lengths interleaved, so a busy moment does not hit one length only
@@ -269,7 +277,7 @@ def targets(rates: dict, device: torch.device, threads: int) -> list[str]:
         out.append(line(f"medium, native, aggregate at batch 32 on {threads} threads (samples/s)",
                         rate("medium", 32, "native_threads"), 100_000))
     else:
-        best1 = max(filter(None, (rate("medium", 1, p) for p in ("triton", "cached"))), default=None)
+        best1 = max(filter(None, (rate("medium", 1, p) for p in ("triton", "graph", "cached"))), default=None)
         agg = max((v for (pr, _), r in rates.items() if pr == "medium" for k, v in r.items() if k != "queue"),
                   default=None)
         out.append(line("medium, per stream at batch 1, best GPU path (samples/s)", best1, 42_000))

@@ -488,19 +488,21 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
             and cached paths) draw identical samples.
         prompt: ``x[B or 1, T_p]``, ``T_p <= T_max``; entries ``>= 0`` (discrete) or not NaN are kept.
         method: ``"cached"`` (O(L) per sample, per-layer ring buffers, :meth:`stream`'s pieces joined),
-            ``"native"`` (the same step fused in C, ``wavenet_step.c``), ``"auto"`` (on CUDA the fused Triton
-            kernel where it covers the call, :meth:`triton_covers`; on the CPU native where it covers the call,
-            see :meth:`stream`; else cached), ``"naive"`` (recomputes the receptive field for every sample;
+            ``"native"`` (the same step fused in C, ``wavenet_step.c``), ``"graph"`` (the step without host
+            synchronisation, one CUDA graph per sample on CUDA, ``wavenet_graph.py``), ``"auto"`` (on CUDA the
+            fused Triton kernel where it covers the call, :meth:`triton_covers`, else the graph where it covers
+            the call; on the CPU native where it covers the call, see :meth:`stream`; else cached), ``"naive"``
+            (recomputes the receptive field for every sample;
             the reference) or
             ``"triton"`` (one fused kernel per block of steps, ``wavenet_triton.py``; mu-law head, no prompt;
             CUDA, or Triton's interpreter on the CPU for testing).
         precision: the native step's weights, ``"fp32"`` or ``"bf16"`` (see :meth:`stream`).
         """
-        if method not in ("auto", "cached", "native", "naive", "triton"):
-            raise ValueError(f"unknown method '{method}'; choose auto, cached, native, naive or triton")
+        if method not in ("auto", "cached", "native", "graph", "naive", "triton"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached, native, graph, naive or triton")
         if method == "auto" and precision == "fp32" and self.triton_covers(prompt, self.device):
             method = "triton"
-        if method in ("auto", "cached", "native"):
+        if method in ("auto", "cached", "native", "graph"):
             return torch.cat(list(self.stream(n, c, g, length=length, temperature=temperature, greedy=greedy,
                                               generator=generator, uniforms=uniforms, prompt=prompt,
                                               progress=progress, method=method, precision=precision)), dim=1)
@@ -568,14 +570,18 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         ``s = p + e`` (CPU, float32) instead of ``x`` (:meth:`stream_waveform`). ``method``: ``"cached"`` (the
         PyTorch step), ``"native"`` (the fused C step, ``wavenet_fast.NativeWaveNet``: mu-law or mixture head, no
         linear prediction, no prompt, streams of one length, CPU float32; streams spread over
-        ``torch.get_num_threads()`` threads) or ``"auto"`` (native where it covers the call and builds; else
-        cached). ``precision``: the native step's weights, ``"fp32"`` or ``"bf16"`` (the big matrices in
-        bfloat16: half the bytes per step; ``benchmarks/wavenet_precision.py`` measures what it costs).
+        ``torch.get_num_threads()`` threads), ``"graph"`` (``wavenet_graph.GraphWaveNet``: the step with every
+        position on the device, captured as one CUDA graph on CUDA, run eagerly elsewhere; the same coverage,
+        float32 on any device) or ``"auto"`` (on CUDA the graph where it covers the call, on the CPU native
+        where it covers the call and builds; else cached). ``precision``: the native step's weights, ``"fp32"``
+        or ``"bf16"`` (the big matrices in bfloat16: half the bytes per step; ``benchmarks/wavenet_precision.py``
+        measures what it costs).
         """
         from .wavenet_fast import FrameCond, NativeWaveNet, stream_generate
+        from .wavenet_graph import GraphWaveNet
 
-        if method not in ("auto", "cached", "native"):
-            raise ValueError(f"unknown method '{method}'; choose auto, cached or native")
+        if method not in ("auto", "cached", "native", "graph"):
+            raise ValueError(f"unknown method '{method}'; choose auto, cached, native or graph")
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1 sample, got {chunk}")
         blocks = c is not None and not isinstance(c, Tensor)
@@ -590,16 +596,22 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         if method == "native" and not covers:
             raise ValueError("method='native' covers the mu-law and mixture heads without linear prediction or a "
                              "prompt, streams of one length, float32 on the CPU; use method='cached'")
+        if method == "graph" and not GraphWaveNet.covers(self, prompt, lengths):
+            raise ValueError("method='graph' covers the mu-law and mixture heads without linear prediction or a "
+                             "prompt, streams of one length, float32; use method='cached'")
         NativeWaveNet.check_precision(precision)
-        native = method == "native" or (method == "auto" and covers and NativeWaveNet.available())
-        if precision != "fp32" and not native:
+        engine = method
+        if method == "auto":
+            engine = ("graph" if self.device.type == "cuda" and GraphWaveNet.covers(self, prompt, lengths) else
+                      "native" if covers and NativeWaveNet.available() else "cached")
+        if precision != "fp32" and engine != "native":
             raise ValueError(f"precision='{precision}' is the native step's, which does not run this call; "
                              "use precision='fp32'")
         with eval_mode(self):
             t = 0
             for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
                                      generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
-                                     progress=progress, expected=expected, native=native, precision=precision):
+                                     progress=progress, expected=expected, engine=engine, precision=precision):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
                 if self.is_lp:                                      # the loop's predictions of this piece

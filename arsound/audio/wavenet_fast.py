@@ -472,7 +472,7 @@ def piece_spans(T: int | None, chunk: int, cond: FrameCond | None):
 
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
-                    chunk: int, progress: bool, expected: int | None = None, native: bool = False,
+                    chunk: int, progress: bool, expected: int | None = None, engine: str = "cached",
                     precision: str = "fp32"):
     """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
     stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
@@ -483,8 +483,9 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
     uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
     expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
-    native: run the pieces by :class:`NativeWaveNet` (check :meth:`NativeWaveNet.covers` first), its streams
-    spread over ``torch.get_num_threads()`` threads, its weights in ``precision``.
+    engine: ``"cached"``, ``"native"`` (the pieces by :class:`NativeWaveNet`; check :meth:`NativeWaveNet.covers`
+    first; its streams spread over ``torch.get_num_threads()`` threads, its weights in ``precision``) or ``"graph"``
+    (by ``wavenet_graph.GraphWaveNet``, a CUDA graph on CUDA; the same coverage).
     """
     from ..core.model import Canvas, run_piece
     from ..core.sampling import time_major_uniforms
@@ -496,8 +497,12 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
                dynamic_ncols=True, delay=0.5)  # shown once a piece takes a while: an early error prints alone
     threads = torch.get_num_threads()
     with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
-        if native:
+        if engine == "native":
             kernel = NativeWaveNet(model, batch, cond, g, threads=threads, precision=precision)
+        elif engine == "graph":
+            from .wavenet_graph import GraphWaveNet
+
+            kernel = GraphWaveNet(model, batch, cond, g)
         else:
             step = cached_steps(model, batch, lengths, cond, g)
         carry = None
@@ -506,7 +511,7 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
             if not greedy:
                 u = (uniforms[:, t:t1].to(dev) if uniforms is not None else
                      time_major_uniforms(t1 - t, batch, U, generator=generator, device=dev))
-            if native:
+            if engine != "cached":
                 x, _ = kernel.run(t1 - t, None if u is None else u.transpose(0, 1), temperature, greedy)
                 bar.update(t1 - t)
                 yield x.t().to(dev)

@@ -33,3 +33,6 @@ def test_targets_say_met_or_missed():
     gpu = wavenet_generation.targets({("medium", 1): {"cached": 9_000.0, "triton": 50_000.0}},
                                      torch.device("cuda"), 1)
     assert "50,000 (>= 42,000: met)" in gpu[1] and "50,000 (>= 1,000,000: missed)" in gpu[2]
+    graph = wavenet_generation.targets({("medium", 1): {"cached": 9_000.0, "triton": 30_000.0, "graph": 45_000.0}},
+                                       torch.device("cuda"), 1)
+    assert "45,000 (>= 42,000: met)" in graph[1]                 # the best GPU path, the CUDA graph here
