@@ -11,6 +11,7 @@ from arsound.audio import wavenet_graph
 from arsound.audio.wavenet_fast import FrameCond
 from arsound.audio.wavenet_graph import GraphWaveNet
 from tests.audio.test_wavenet import conds, tiny
+from tests.audio.test_wavenet_native import check_runs_equal_cached
 
 SHAPES = [(2, True, True), (3, False, True), (3, True, False), (2, False, False)]
 
@@ -41,26 +42,7 @@ def test_step_params_equal_the_full_forward(head, k, local, glob, greedy, monkey
                                                ("mol", 2, True, True), ("mol", 3, False, False)])
 def test_graph_runs_equal_the_cached_step(head, k, local, glob, monkeypatch):
     monkeypatch.setattr(wavenet_graph, "BLOCK", 6)                            # many blocks per piece
-    model = tiny(head, k, local, glob)
-    B, T = 3, 70
-    cond = conds(model, B, T)
-    greedy = {m: model.generate(B, length=T, greedy=True, method=m, **cond) for m in ("cached", "graph")}
-    assert torch.equal(greedy["cached"], greedy["graph"]) and len(greedy["graph"].unique()) > 1
-    for seed in (0, 1):
-        a, b = (model.generate(B, length=T, method=m, generator=torch.Generator().manual_seed(seed), **cond)
-                for m in ("cached", "graph"))
-        assert torch.equal(a, b), seed
-    pieces = torch.cat(list(model.stream(B, length=T, chunk=9, method="graph",
-                                         generator=torch.Generator().manual_seed(0), **cond)), 1)
-    assert torch.equal(pieces, model.generate(B, length=T, method="cached", generator=torch.Generator().manual_seed(0),
-                                              **cond))
-    if local:                                                                 # conditioning as frame blocks
-        c = cond["c"][..., :T // 4]
-        ref = model.generate(B, c=c, g=cond["g"], method="cached", generator=torch.Generator().manual_seed(3))
-        blocks = iter([c[..., :5], c[..., 5:6], c[..., 6:]])
-        got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], method="graph", chunk=11,
-                                          generator=torch.Generator().manual_seed(3))), 1)
-        assert torch.equal(got, ref)
+    check_runs_equal_cached(tiny(head, k, local, glob), "graph", local)
 
 
 def test_what_it_does_not_cover_is_one_line():

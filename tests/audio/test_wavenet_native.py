@@ -74,15 +74,19 @@ def test_native_runs_equal_the_cached_step(head, k, local, glob, threads, small_
     if small_blocks:
         cfg = model.config
         monkeypatch.setattr(wavenet_fast, "COND_BLOCK_BYTES", 4 * 3 * cfg.layers * cfg.gate_channels * 5)
-    B, T = 3, 70
+    check_runs_equal_cached(model, "native", local)
+
+
+def check_runs_equal_cached(model, method: str, local: bool, B: int = 3, T: int = 70) -> None:
+    """Greedy and sampled runs of ``method`` equal the cached step's: whole, in pieces, with frame blocks."""
     cond = conds(model, B, T)
-    greedy = {m: model.generate(B, length=T, greedy=True, method=m, **cond) for m in ("cached", "native")}
-    assert torch.equal(greedy["cached"], greedy["native"]) and len(greedy["native"].unique()) > 1
+    greedy = {m: model.generate(B, length=T, greedy=True, method=m, **cond) for m in ("cached", method)}
+    assert torch.equal(greedy["cached"], greedy[method]) and len(greedy[method].unique()) > 1
     for seed in (0, 1):
         a, b = (model.generate(B, length=T, method=m, generator=torch.Generator().manual_seed(seed), **cond)
-                for m in ("cached", "native"))
+                for m in ("cached", method))
         assert torch.equal(a, b), seed
-    pieces = torch.cat(list(model.stream(B, length=T, chunk=9, method="native",
+    pieces = torch.cat(list(model.stream(B, length=T, chunk=9, method=method,
                                          generator=torch.Generator().manual_seed(0), **cond)), 1)
     assert torch.equal(pieces, model.generate(B, length=T, method="cached", generator=torch.Generator().manual_seed(0),
                                               **cond))
@@ -90,7 +94,7 @@ def test_native_runs_equal_the_cached_step(head, k, local, glob, threads, small_
         c = cond["c"][..., :T // 4]
         ref = model.generate(B, c=c, g=cond["g"], method="cached", generator=torch.Generator().manual_seed(3))
         blocks = iter([c[..., :5], c[..., 5:6], c[..., 6:]])
-        got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], method="native", chunk=11,
+        got = torch.cat(list(model.stream(B, c=blocks, g=cond["g"], method=method, chunk=11,
                                           generator=torch.Generator().manual_seed(3))), 1)
         assert torch.equal(got, ref)
 
