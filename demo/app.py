@@ -70,7 +70,8 @@ def music_tab(out_root: Path, extra_models: list[str]):
         new_seed = gr.Button("New seed", size="sm")
     with gr.Row():
         instrument = gr.Dropdown([], label="Instrument", allow_custom_value=True)
-        temperature = gr.Number(1.0, label="Temperature", minimum=0.01)
+        temperature = gr.Number(0, label="Temperature (0: each level's, as the model's recipe chose them)",
+                                minimum=0)
         stop_level = gr.Dropdown([ALL_LEVELS], value=ALL_LEVELS, label="Stop at level (a preview)",
                                  elem_id="music-stop")
     with gr.Accordion("Advanced", open=False):

@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--every-level", action="store_true", help="also write each level's decoding as it finishes")
     p.add_argument("--instrument", help="instrument name (or id) for priors trained with labels (default: one "
                                         "per clip, drawn from the seed)")
-    p.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T")
+    p.add_argument("--temperature", type=float, nargs="+", metavar="T",
+                   help="one, or one per level (top first); default: each level's as the model's recipe chose it")
     p.add_argument("--top-k", type=int, nargs="+", default=[0], metavar="K", help="0: off (default)")
     p.add_argument("--top-p", type=float, nargs="+", default=[1.0], metavar="P", help="1: off (default)")
     p.add_argument("--hop-fraction", type=float, nargs="+", default=[0.5], metavar="F",
@@ -61,7 +62,7 @@ def check_args(args) -> None:
         raise ValueError("give --prompt or --codes, not both")
     if args.prompt_seconds is not None and (args.prompt is None or not args.prompt_seconds > 0):
         raise ValueError("--prompt-seconds needs --prompt and must be > 0")
-    for name, values, ok, rule in (("--temperature", args.temperature, lambda v: v > 0, "> 0"),
+    for name, values, ok, rule in (("--temperature", args.temperature or [], lambda v: v > 0, "> 0"),
                                    ("--top-k", args.top_k, lambda v: v >= 0, ">= 0"),
                                    ("--top-p", args.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
                                    ("--hop-fraction", args.hop_fraction, lambda v: 0 < v <= 1, "in (0, 1]")):
@@ -118,7 +119,9 @@ def cmd_generate(args, extra: list[str]) -> int:
 
     settings = dict(model=str(args.model), seconds=args.seconds, n=args.n, seed=args.seed, prompt=args.prompt,
                     prompt_seconds=args.prompt_seconds, codes=args.codes, levels=stop, instrument=args.instrument,
-                    temperature=_one_or_many(args.temperature), top_k=_one_or_many(args.top_k, 0),
+                    temperature=(_one_or_many(args.temperature) if args.temperature else
+                                 tuple(gen.temperatures[lv] for lv in levels if lv >= stop)),
+                    top_k=_one_or_many(args.top_k, 0),
                     top_p=_one_or_many(args.top_p, 1.0), hop_fraction=_one_or_many(args.hop_fraction))
     t0 = time.perf_counter()
     result = gen.generate(args.seconds, args.n, seed=args.seed, prompt=prompt, codes=codes, stop_level=stop,

@@ -47,6 +47,8 @@ class MusicGeneratorConfig:
     tokenizer: VQVAEConfig = field(default_factory=lambda: VQVAEConfig.from_preset("small"))
     priors: tuple[TokenPriorConfig, ...] = ()    # one per level sampled, any order (``level`` says which)
     name: str = ""                               # what the codes files name as the tokenizer
+    temperature: tuple[float, ...] = ()          # the default sampling temperature of each level, top first, as
+                                                 # the recipe chose it (empty: 1 at every level)
 
     @classmethod
     def from_preset(cls, name: str, **prior) -> "MusicGeneratorConfig":
@@ -158,11 +160,20 @@ class MusicGenerator(nn.Module):
             elif p.upper_vocab != K or p.ratio * hops[level] != hops[level + 1]:
                 raise ValueError(f"upsampler of level {level} needs upper_vocab {K} and ratio "
                                  f"{hops[level + 1] // hops[level]}, got {p.upper_vocab} and {p.ratio}")
+        if config.temperature:
+            _per_level(tuple(config.temperature), levels, "config.temperature")
+            for t in config.temperature:
+                check_temperature(t)
 
     @property
     def levels(self) -> list[int]:
         """The levels sampled, top first."""
         return sorted((int(k) for k in self.priors), reverse=True)
+
+    @property
+    def temperatures(self) -> dict[int, float]:
+        """The default sampling temperature of each level (``config.temperature``; 1 where it is empty)."""
+        return dict(zip(self.levels, self.config.temperature or [1.0] * len(self.levels)))
 
     @property
     def device(self) -> torch.device:
@@ -176,10 +187,12 @@ class MusicGenerator(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     @classmethod
-    def assemble(cls, vqvae: VQVAE, priors, name: str = "") -> "MusicGenerator":
-        """A hierarchy from a trained tokenizer and trained priors (their weights copied)."""
+    def assemble(cls, vqvae: VQVAE, priors, name: str = "", temperature: tuple[float, ...] = ()) -> "MusicGenerator":
+        """A hierarchy from a trained tokenizer and trained priors (their weights copied); ``temperature``: each
+        level's default, top first."""
         priors = list(priors)
-        model = cls(MusicGeneratorConfig(tokenizer=vqvae.config, priors=tuple(p.config for p in priors), name=name))
+        model = cls(MusicGeneratorConfig(tokenizer=vqvae.config, priors=tuple(p.config for p in priors), name=name,
+                                         temperature=tuple(temperature)))
         model.vqvae.load_state_dict(vqvae.state_dict())
         for p in priors:
             model.priors[str(p.config.level)].load_state_dict(p.state_dict())
@@ -211,7 +224,7 @@ class MusicGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
-                 temperature=1.0, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
+                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
                  progress: bool = False, decode: bool = True,
                  on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
                  on_token: Callable[[int, int, int], None] | None = None) -> Generated:
@@ -223,7 +236,8 @@ class MusicGenerator(nn.Module):
             long as asked) is not sampled again, so top-level codes alone are upsampled. stop_level: the lowest
             level to sample (default the lowest prior's); the audio is that level's decoding. instrument: a name
             or id for priors with labels; None draws one per clip from the seed (``Generated.instruments`` names
-            them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first).
+            them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first);
+            temperature None: each level's default (:attr:`temperatures`, as the recipe chose them).
             decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
             generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
             their decoding (None with decode=False), e.g. to play a preview.
@@ -239,6 +253,8 @@ class MusicGenerator(nn.Module):
         if stop not in levels:
             raise ValueError(f"stop_level must be one of the sampled levels {levels}, got {stop_level}")
         run = [lv for lv in levels if lv >= stop]
+        if temperature is None:
+            temperature = tuple(self.temperatures[lv] for lv in run)
         per = {name: _per_level(value, run, name) for name, value in
                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction))}
         for t in per["temperature"].values():

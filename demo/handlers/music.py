@@ -77,7 +77,10 @@ class Progress:
 
 
 def _temperatures(temperature, levels: list[int]):
-    """One value, or one per level sampled (top first): a list/tuple of numbers (None entries -> 1.0)."""
+    """One value, or one per level sampled (top first): a list/tuple of numbers (None entries -> 1.0); None or 0:
+    each level's default (the model's recipe chose them)."""
+    if temperature is None or (not isinstance(temperature, (list, tuple)) and float(temperature) == 0):
+        return None
     if isinstance(temperature, (list, tuple)):
         values = [1.0 if t is None else float(t) for t in temperature][:len(levels)]
         values += [values[-1] if values else 1.0] * (len(levels) - len(values))
@@ -85,7 +88,7 @@ def _temperatures(temperature, levels: list[int]):
     return float(temperature)
 
 
-def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, temperature=1.0, instrument=None,
+def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, temperature=None, instrument=None,
                    prompt: str | None = None, prompt_seconds: float | None = None, codes: str | None = None,
                    stop_level: int | None = None, out_root, report=None, stop: threading.Event | None = None
                    ) -> MusicResult:
@@ -93,8 +96,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
 
     prompt: an audio file to continue (its first ``prompt_seconds``, default all). codes: a codes file (.npz) to
     continue or upsample; it must come from this hierarchy's tokenizer. stop_level: the lowest level to sample
-    (default: all). temperature: one value or one per level (top first). Files go to a fresh folder under
-    ``out_root`` that appears only when complete.
+    (default: all). temperature: one value or one per level (top first); None or 0: the model's own per level.
+    Files go to a fresh folder under ``out_root`` that appears only when complete.
     """
     if not 1 <= int(n) <= MAX_CLIPS:
         raise DemoError(f"the number of clips must be 1..{MAX_CLIPS}, got {n}")

@@ -3,7 +3,7 @@
 
     python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model runs/music_bottom/model \\
         -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales] \\
-        [--heldout data_cache/tokens/chorales-WEIGHTS/test --pieces 1]
+        [--heldout data_cache/tokens/chorales-WEIGHTS/test --pieces 1] [--temperature 1.0 0.9 0.9]
     python recipes/music_prior/assemble.py --split music-chorales -o runs/music_shipped   # level2/ level1/ level0/
 
 Every prior must have been trained on this tokenizer's codes (its card names the weights); the levels must be
@@ -55,7 +55,8 @@ def heldout_subset(folder: str | Path, pieces: int, out: Path) -> list[str]:
     return [f["id"] for f in manifest["files"]]
 
 
-def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGenerator, dict]:
+def assemble(priors: list[str], tokenizer: str, name: str = "",
+             temperature: tuple[float, ...] = ()) -> tuple[MusicGenerator, dict]:
     vq = load(tokenizer)
     wid = weights_id(vq)
     models, card = [], {"tokenizer": f"{name or tokenizer} (weights {wid})", "hardware": hardware()}
@@ -82,7 +83,7 @@ def assemble(priors: list[str], tokenizer: str, name: str = "") -> tuple[MusicGe
             init = entries.get("initialized from", "").split(";")[0]      # "SOURCE (weights ID)"
             card[key] = line + (f", started from {init}" if init else "")
         models.append(prior)
-    gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer))
+    gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer), temperature=temperature)
     return gen, card
 
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--heldout", default="", help="a test token set folder: ship its first --pieces files and "
                                                   "state each level's bits/token on them")
     p.add_argument("--pieces", type=int, default=1)
+    p.add_argument("--temperature", type=float, nargs="+", default=[], metavar="T",
+                   help="the default sampling temperature of each level, top first (default: 1 everywhere)")
     args = p.parse_args(argv)
     if args.split:
         folders = split(args.split, args.out)
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> Path:
         return Path(args.out)
     if not args.priors:
         p.error("give the prior folders, or --split GENERATOR")
-    gen, card = assemble(args.priors, args.tokenizer, args.name)
+    gen, card = assemble(args.priors, args.tokenizer, args.name, tuple(args.temperature))
     if args.card:
         card.update(json.loads(Path(args.card).read_text()))
     card["usage"] = "arsound generate --model THIS_FOLDER --seconds 10 --seed 0 --instrument organ -o clips/"

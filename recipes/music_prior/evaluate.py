@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--root", default="data_cache")
     p.add_argument("--tokens", default="data_cache/tokens")
     p.add_argument("--name", default="chorales")
-    p.add_argument("--temperature", type=float, nargs="+", default=[1.0])
+    p.add_argument("--temperature", type=float, nargs="+", metavar="T",
+                   help="one, or one per level (top first); default: the model's own per level")
     p.add_argument("--out", default="runs/music_eval")
     args = p.parse_args(argv)
     gen = load(args.model)
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     bigram_wavs = [y.numpy() for y in gen.decode(codes, 0, samples)]
     rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
-    temperature = args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)
+    temperature = (tuple(gen.temperatures.values()) if not args.temperature else
+                   args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature))
     # the real test clips' codes down to each upper level, the levels below sampled by the upsamplers: what the
     # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
                              np.array([instrument_of[i] for i in real_ids])))
     acc_gen = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in generated])) == np.array(asked))) \
         if names != [None] else float("nan")
-    result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "hardware": hardware(),
+    result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
+              "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
               "sets": rows, "instrument_accuracy": {"real test": acc_real, "generated": acc_gen},
@@ -161,7 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
     lines += [f"| {t} | {v:.2f} | {w} |" for t, v, w in targets]
     result["targets"] = {t: v for t, v, _ in targets}
     table = "\n".join(lines) + "\n"
-    write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s; {hardware()}; generation "
+    write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
+                                 f"{temperature}; {hardware()}; generation "
                                  f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
     write_json(out / "results.json", result)
     examples(out, sr, generated, asked, real)

@@ -50,6 +50,8 @@ def test_top_level_preview_then_upsample(saved_music, tmp_path):
                 "organ", "-o", str(tmp_path / "top")]) == 0
     top = load_codes(tmp_path / "top" / "sample_0.npz")
     assert [len(c) for c in top.codes] == [0, 50]
+    # no --temperature: the model's own for each level sampled, recorded
+    assert json.loads((tmp_path / "top" / "settings.json").read_text())["temperature"] == [1.0]
     assert len(sf.read(tmp_path / "top" / "sample_0.wav")[0]) == 800
     assert cli(["generate", "--model", str(saved_music), "--codes", str(tmp_path / "top" / "sample_0.npz"),
                 "--instrument", "organ", "-o", str(tmp_path / "up")]) == 0

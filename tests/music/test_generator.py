@@ -305,3 +305,30 @@ def test_no_instrument_draws_one_per_clip_from_the_seed(gen):
     for i, name in enumerate(out.instruments):                   # each clip follows the rule of its own label
         want = expected_codes(totals, label=names.index(name))
         assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0)), (i, name)
+
+
+def test_default_temperatures_are_the_configs(tmp_path):
+    """A hierarchy saved with per-level temperatures samples with them when none is asked for (and 1 everywhere
+    without); a wrong count or value is refused when it is built."""
+    from dataclasses import replace
+
+    plain = build()
+    assert plain.temperatures == {2: 1.0, 1: 1.0, 0: 1.0}
+    tuned = MusicGenerator(replace(plain.config, temperature=(1.0, 0.5, 0.5)))
+    tuned.load_state_dict(plain.state_dict())
+    arsound.save_pretrained(tuned, tmp_path / "tuned")
+    tuned = arsound.load(tmp_path / "tuned")
+    assert tuned.temperatures == {2: 1.0, 1: 0.5, 0: 0.5}
+    kw = dict(seconds=0.05, n=2, seed=4, instrument="organ", decode=False)
+    chosen = tuned.generate(**kw).codes
+    asked = tuned.generate(**kw, temperature=(1.0, 0.5, 0.5)).codes
+    assert all(torch.equal(chosen[lv], asked[lv]) for lv in (2, 1, 0))
+    ones = plain.generate(**kw).codes
+    assert all(torch.equal(ones[lv], plain.generate(**kw, temperature=1.0).codes[lv]) for lv in (2, 1, 0))
+    assert not torch.equal(chosen[0], ones[0])
+    preview = tuned.generate(**kw, stop_level=1).codes                      # the defaults of the levels sampled
+    assert torch.equal(preview[1], chosen[1])
+    with pytest.raises(ValueError, match="config.temperature: give one value or one per level"):
+        MusicGenerator(replace(plain.config, temperature=(1.0, 0.5)))
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        MusicGenerator(replace(plain.config, temperature=(1.0, 0.0, 0.5)))
