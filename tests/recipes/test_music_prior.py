@@ -103,3 +103,18 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["clips"] == 2
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
     assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
+
+
+def test_choose_temperature_on_valid(saved_music, tmp_path):
+    """The upsamplers' temperature sweep on the validation split: every candidate scored, the lowest Frechet chosen,
+    the top level kept at 1."""
+    from recipes.music_prior import choose_temperature
+
+    root = tmp_path / "data"
+    fake_prepared(root, "chorales", [{"instrument": "organ"}, {"instrument": "piano"}], seconds=0.5)
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+                                 "--temperatures", "1", "0.5", "--root", str(root), "--out", str(tmp_path / "t.json")])
+    assert set(r["sweep"]) == {"1.0", "0.5"} and r["reference_clips"] == 2
+    best = min(r["sweep"], key=lambda t: r["sweep"][t]["frechet"])
+    assert r["chosen"] == [1.0, float(best)]                          # the debug hierarchy: levels 1 and 0
+    assert (tmp_path / "t.json").is_file()

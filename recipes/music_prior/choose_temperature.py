@@ -1,0 +1,80 @@
+"""Choose the upsamplers' sampling temperature on the validation split (never the test split).
+
+    python recipes/music_prior/choose_temperature.py --model runs/music_new [--clips 8] [--temperatures 1 0.9 0.8 0.7]
+
+For each candidate ``T``, the real level-2 codes of ``--clips`` validation clips (the middle ``--seconds`` of the
+first files) are upsampled with the top level kept and temperature ``T`` at every level below, and the result is
+scored as ``evaluate.py`` scores music: the Frechet distance of log-mel frames against all the validation clips,
+chroma distance and key clarity. The lowest Frechet distance wins; it prints the table and the
+``assemble.py --temperature`` to use (the top prior keeps temperature 1: this sweep does not measure it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from arsound.audio.music_metrics import chroma_histogram, logmel_frames  # noqa: E402
+from arsound.core.checkpoint import load  # noqa: E402
+from arsound.core.files import write_json  # noqa: E402
+from arsound.data.audio import AudioDataset  # noqa: E402
+from arsound.data.clips import heldout_files  # noqa: E402
+from arsound.music.generator import MusicGenerator  # noqa: E402
+from recipes.music_prior.evaluate import set_figures  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="music-chorales")
+    p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
+    p.add_argument("--root", default="data_cache")
+    p.add_argument("--name", default="chorales")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--out", default="", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    gen = load(args.model)
+    if not isinstance(gen, MusicGenerator):
+        raise SystemExit(f"{args.model} is not a MusicGenerator")
+    sr, levels = gen.sample_rate, gen.levels
+    valid = AudioDataset(args.name, "valid", root=args.root)
+    real = [w.numpy() for w in heldout_files(valid, args.seconds)[0]]          # every validation file
+    ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
+    ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
+    top = levels[0]
+    with torch.no_grad():
+        tops = [gen.vqvae.encode(torch.from_numpy(w)[None])[top][0] for w in real[:args.clips]]
+    rows = {}
+    for T in args.temperatures:
+        t0, wavs = time.perf_counter(), []
+        for b in range(0, len(tops), args.batch):
+            codes = [torch.stack(tops[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
+            res = gen.generate(args.seconds, len(codes[top]), seed=b, codes=codes,
+                               temperature=(1.0,) + (T,) * (len(levels) - 1), progress=True)
+            wavs += [y.numpy() for y in res.audio]
+        rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[T].items()), flush=True)
+    best = min(rows, key=lambda t: rows[t]["frechet"])
+    print("\n| upsampler temperature | Frechet log-mel | chroma distance | key clarity |\n|---:|---:|---:|---:|")
+    for T, r in rows.items():
+        print(f"| {T:g}{' (chosen)' if T == best else ''} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | "
+              f"{r['key_clarity']:.3f} |")
+    chosen = (1.0,) + (best,) * (len(levels) - 1)
+    print(f"\nchosen: assemble.py ... --temperature {' '.join(f'{t:g}' for t in chosen)}")
+    result = {"model": args.model, "clips": len(tops), "reference_clips": len(real), "seconds": args.seconds,
+              "sweep": {str(k): v for k, v in rows.items()}, "chosen": list(chosen)}
+    if args.out:
+        write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
