@@ -47,6 +47,7 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -607,11 +608,13 @@ class WaveNet(MelFrontEnd, ARModel, StreamingModule):
         if precision != "fp32" and engine != "native":
             raise ValueError(f"precision='{precision}' is the native step's, which does not run this call; "
                              "use precision='fp32'")
+        kernel = {"native": partial(NativeWaveNet, threads=torch.get_num_threads(), precision=precision),
+                  "graph": GraphWaveNet}.get(engine)
         with eval_mode(self):
             t = 0
             for x in stream_generate(self, B, lengths, cond, g, temperature=temperature, greedy=greedy,
                                      generator=generator, uniforms=uniforms, prompt=prompt, chunk=chunk,
-                                     progress=progress, expected=expected, engine=engine, precision=precision):
+                                     progress=progress, expected=expected, kernel=kernel):
                 x = self._pad_silence(x, lengths, t)
                 t += x.shape[1]
                 if self.is_lp:                                      # the loop's predictions of this piece

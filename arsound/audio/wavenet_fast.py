@@ -472,8 +472,7 @@ def piece_spans(T: int | None, chunk: int, cond: FrameCond | None):
 
 def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond | None, g: Tensor | None, *,
                     temperature: float, greedy: bool, generator, uniforms: Tensor | None, prompt: Tensor | None,
-                    chunk: int, progress: bool, expected: int | None = None, engine: str = "cached",
-                    precision: str = "fp32"):
+                    chunk: int, progress: bool, expected: int | None = None, kernel=None):
     """Cached generation in pieces of ``chunk`` samples: yields ``x[B, t]`` in order (inputs in sorted
     stream order, longest first, as :func:`cached_steps` wants; the caller unsorts). Each piece is one
     canvas of the shared engine (``core.model.run_steps``); the cached state, the last drawn values and the
@@ -483,9 +482,9 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     lengths: ``LongTensor[B]`` sorted descending, or None (every stream runs until ``cond`` ends).
     uniforms: injected ``[B, T, U]`` (sorted) or None. prompt: ``[B, T_p]`` (sorted) or None.
     expected: the samples the progress bar counts towards when ``cond`` blocks do not tell.
-    engine: ``"cached"``, ``"native"`` (the pieces by :class:`NativeWaveNet`; check :meth:`NativeWaveNet.covers`
-    first; its streams spread over ``torch.get_num_threads()`` threads, its weights in ``precision``) or ``"graph"``
-    (by ``wavenet_graph.GraphWaveNet``, a CUDA graph on CUDA; the same coverage).
+    kernel: None (the cached PyTorch step) or ``kernel(model, batch, cond, g)`` building a whole-step engine with
+    ``run(t, u[t, B, U] | None, temperature, greedy) -> (x[t, B], _)``: :class:`NativeWaveNet` or
+    ``wavenet_graph.GraphWaveNet`` (check their ``covers`` first).
     """
     from ..core.model import Canvas, run_piece
     from ..core.sampling import time_major_uniforms
@@ -495,14 +494,9 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
     unknown = -1 if model.head.discrete else float("nan")
     bar = tqdm(total=T or expected, desc="sampling", unit="sample", disable=not progress, leave=False,
                dynamic_ncols=True, delay=0.5)  # shown once a piece takes a while: an early error prints alone
-    threads = torch.get_num_threads()
     with model.streaming(), torch.inference_mode(), step_threads(dev, batch):
-        if engine == "native":
-            kernel = NativeWaveNet(model, batch, cond, g, threads=threads, precision=precision)
-        elif engine == "graph":
-            from .wavenet_graph import GraphWaveNet
-
-            kernel = GraphWaveNet(model, batch, cond, g)
+        if kernel is not None:
+            engine = kernel(model, batch, cond, g)
         else:
             step = cached_steps(model, batch, lengths, cond, g)
         carry = None
@@ -511,8 +505,8 @@ def stream_generate(model, batch: int, lengths: Tensor | None, cond: FrameCond |
             if not greedy:
                 u = (uniforms[:, t:t1].to(dev) if uniforms is not None else
                      time_major_uniforms(t1 - t, batch, U, generator=generator, device=dev))
-            if engine != "cached":
-                x, _ = kernel.run(t1 - t, None if u is None else u.transpose(0, 1), temperature, greedy)
+            if kernel is not None:
+                x, _ = engine.run(t1 - t, None if u is None else u.transpose(0, 1), temperature, greedy)
                 bar.update(t1 - t)
                 yield x.t().to(dev)
                 continue

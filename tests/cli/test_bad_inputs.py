@@ -64,7 +64,7 @@ def cases(d):
         "decode: not an npz": (["decode", str(d / "codes.npz"), "-o", "o.wav"], "not a readable .npz archive"),
         "train: output under a file": (["train", "image_zoo", "--debug", "--out", f"{f}/run"], "is a file, not a folder"),
         "data: root is a file": (["data", "prepare", "mnist", "--root", f], "is a file"),
-        "data: unknown set names them all": (["data", "prepare", "cifar"], "['chorales', 'digits', 'mnist', 'speech']"),
+        "data: unknown set names them all": (["data", "prepare", "cifar"], "['chorales', 'chorales-2sf', 'digits', 'mnist', 'speech']"),
         "eval: output under a file": (["eval", "--anomaly", "--model", made, "--out", f"{f}/e"], "is a file, not a folder"),
     }
 

@@ -15,7 +15,8 @@ def parse(argv):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["data", "prepare", "nope"], "unknown dataset 'nope'; choose from ['chorales', 'digits', 'mnist', 'speech']"),
+    (["data", "prepare", "nope"],
+     "unknown dataset 'nope'; choose from ['chorales', 'chorales-2sf', 'digits', 'mnist', 'speech']"),
     (["data", "prepare", "speech", "--languages", "en,xx"], "unknown language(s) ['xx']"),
     (["data", "prepare", "speech", "--all-programs"], "apply to 'chorales' only"),
     (["data", "prepare", "chorales", "--limit", "0"], "--limit must be >= 1"),

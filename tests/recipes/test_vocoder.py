@@ -83,7 +83,8 @@ def test_recipe_unknown_data_name_is_one_line(data_root, tmp_path):
     recipe = load_recipe("vocoder")
     cfg = recipe.Config.debug()
     apply_overrides(cfg, ["--data.name=birdsong", f"--data.root={data_root}", f"--train.out_dir={tmp_path / 'run'}"])
-    with pytest.raises(DataError, match=r"^unknown data.name 'birdsong'; choose from \['chorales', 'speech'\]$"):
+    names = r"\['chorales', 'chorales-2sf', 'speech'\]"
+    with pytest.raises(DataError, match=rf"^unknown data.name 'birdsong'; choose from {names}$"):
         recipe.main(cfg)
     assert not (tmp_path / "run").exists()
 
