@@ -54,6 +54,12 @@ def normalize_mel(log_mel: torch.Tensor) -> torch.Tensor:
     return (log_mel + MEL_SHIFT) / MEL_SCALE
 
 
+def mel_energy(c: torch.Tensor) -> torch.Tensor:
+    """A vocoder's conditioning ``c[B, M, F]`` (normalized log of a magnitude mel) -> ``sum mel^2`` per row,
+    ``Tensor[B]`` float64: a waveform scaled by ``g`` has its energy scaled by ``g^2`` (floored bins aside)."""
+    return (2 * (c.double() * MEL_SCALE - MEL_SHIFT)).exp().sum((-2, -1))
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
     """librosa's Slaney-style (area-normalized) mel filter bank, ``Tensor[M, K]`` float32."""
     import librosa  # cheap: filters.mel is plain numpy, no numba compilation

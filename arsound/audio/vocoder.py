@@ -9,6 +9,9 @@ so ``arsound.load(name)`` alone can vocode::
     model = arsound.load("wavenet-speech-en")
     y = vocode(model, wav=x)                     # Tensor[T] -> Tensor[(T // hop) * hop]
 
+``match_level`` scales the output so the energy of its mel equals the input mel's (one gain per clip, from
+the mel alone: the vocoder's only input), for models whose sampling noise makes them a few dB too loud or quiet.
+
 The baseline every evaluation reports beside it is Griffin-Lim (``features.griffin_lim``) from the same
 mel (:func:`griffin_lim_of`); the metrics are ``audio/metrics.py``'s.
 
@@ -20,11 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import soundfile as sf
 import torch
 from torch import Tensor
 
-from .features import MelSpectrogram, normalize_mel
-from .io import AudioError, audio_info, read_span, resample_file, save_audio_stream
+from .features import MelSpectrogram, mel_energy, normalize_mel
+from .io import AudioError, audio_info, iter_chunks, read_span, resample_file, save_audio_stream
 from .metrics import log_spectral_distance, mr_stft_distance, vocoder_metrics
 from .wavenet import WaveNet
 
@@ -57,7 +61,7 @@ def _speakers(model, g, B: int) -> Tensor | None:
 @torch.no_grad()
 def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tensor | int | str | None = None, *,
            temperature: float | None = None, greedy: bool = False, seed: int = 0, progress: bool = True,
-           precision: str = "fp32") -> Tensor:
+           precision: str = "fp32", match_level: bool = False) -> Tensor:
     """Waveform from a mel-conditioned WaveNet through its cached generator (with a progress bar).
 
     wav: ``Tensor[T]`` / ``[B, T]`` in [-1, 1] -> its log-mel (the model's front end) -> resynthesized
@@ -67,6 +71,8 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     g: speaker / instrument (id, name or ``LongTensor[B]``) for models with global conditioning (default 0).
     temperature: default the model's ``config.temperature``.
     precision: a WaveNet's native step's weights, ``"fp32"`` or ``"bf16"`` (``WaveNet.stream``).
+    match_level: scale each output row so its mel's energy equals the conditioning's (:func:`level_gain`),
+        clipped to [-1, 1].
     """
     check_vocoder(model)
     if (wav is None) == (mel is None):
@@ -99,7 +105,15 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     pieces = model.stream_waveform(c=c, g=_speakers(model, g, c.shape[0]), temperature=temperature, greedy=greedy,
                                    generator=generator, progress=progress, **extra)
     out = torch.cat(list(pieces), dim=1)
+    if match_level:
+        out = (out * level_gain(mel_energy(c), mel_energy(model.mel_condition(out)))[:, None]).clamp(-1, 1)
     return out[0] if squeeze else out
+
+
+def level_gain(e_in: Tensor, e_out: Tensor) -> Tensor:
+    """The gain that gives an output of mel energy ``e_out`` the input's ``e_in`` (``Tensor[B]`` each, from
+    :func:`~arsound.audio.features.mel_energy`): ``sqrt(e_in / e_out)``, 1 for a silent output, float32."""
+    return torch.where(e_out > 0, (e_in / e_out.clamp_min(1e-300)).sqrt(), torch.ones_like(e_in)).float()
 
 
 def griffin_lim_of(wav: Tensor, mel: MelSpectrogram, n_iter: int = 32) -> Tensor:
@@ -138,7 +152,7 @@ def mel_blocks(model, path, frames: int, block: int = BLOCK_FRAMES) -> Iterator[
 
 @torch.no_grad()
 def vocode_file(model, src, out, g: int | str | None = None, *, temperature: float | None = None, seed: int = 0,
-                progress: bool = True) -> int:
+                progress: bool = True, match_level: bool = False) -> int:
     """Vocode an audio file of any length into ``out`` (its log-mel, then the WaveNet), streaming: the input is
     read and the output written a block at a time, so memory does not grow with the length. A file at
     another rate is first resampled into a temporary file (soxr, streaming). Equals :func:`vocode` of the
@@ -156,24 +170,46 @@ def vocode_file(model, src, out, g: int | str | None = None, *, temperature: flo
             raise AudioError(src, f"{info.frames / info.samplerate:.3f} s long, shorter than one frame "
                                   f"({cfg.hop_length} samples)")
         return vocode_frames(model, mel_blocks(model, src, frames), out, g, temperature=temperature, seed=seed,
-                             progress=progress, frames=frames)
+                             progress=progress, frames=frames, match_level=match_level)
 
 
 @torch.no_grad()
 def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = None, *,
                   temperature: float | None = None, seed: int = 0, progress: bool = True,
-                  frames: int | None = None) -> int:
+                  frames: int | None = None, match_level: bool = False) -> int:
     """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`;
     ``frames`` in all, if known, for the progress bar) into the audio file ``out``, a piece at a time;
-    returns the samples written."""
+    returns the samples written. ``match_level``: as :func:`vocode`'s, in a second pass (the raw output
+    goes to a temporary float WAV, its mel energy is measured a block at a time, then it is scaled into
+    ``out``), so memory still does not grow with the length."""
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
-    pieces = model.stream_waveform(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature,
-                                   generator=generator, progress=progress,
+    e_in = torch.zeros(1, dtype=torch.float64)
+
+    def counted(blocks):
+        nonlocal e_in
+        for c in blocks:
+            e_in = e_in + mel_energy(c).cpu()
+            yield c
+
+    pieces = model.stream_waveform(1, c=counted(blocks) if match_level else blocks, g=_speakers(model, g, 1),
+                                   temperature=temperature, generator=generator, progress=progress,
                                    expected=None if frames is None else frames * cfg.hop_length)
-    return save_audio_stream([out], pieces, cfg.sample_rate)
+    if not match_level:
+        return save_audio_stream([out], pieces, cfg.sample_rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, n = Path(tmp) / "raw.wav", 0
+        with sf.SoundFile(str(raw), "w", cfg.sample_rate, 1, "FLOAT", format="WAV") as f:
+            for y in pieces:
+                f.write(y[0].float().numpy())
+                n += y.shape[-1]
+        e_out = sum(mel_energy(c) for c in mel_blocks(model, raw, n // cfg.hop_length))
+        gain = level_gain(e_in, e_out).item()
+        block = BLOCK_FRAMES * cfg.hop_length
+        return save_audio_stream([out], (torch.from_numpy(x)[None] * gain
+                                         for x in iter_chunks(raw, block / cfg.sample_rate)), cfg.sample_rate)
 
 
-__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "mel_blocks", "vocode", "vocode_file",
-           "vocode_frames", "vocoder_name"]
+__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "level_gain", "mel_blocks", "vocode",
+           "vocode_file", "vocode_frames", "vocoder_name"]

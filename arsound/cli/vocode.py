@@ -62,7 +62,7 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if cfg.num_speakers == 0 and args.speaker is not None:
         raise ValueError(f"vocoder '{args.model}' has no speakers/instruments; drop --speaker")
     g = None if args.speaker is None else model.speaker_index(args.speaker)
-    kw = dict(temperature=args.temperature, seed=args.seed)
+    kw = dict(temperature=args.temperature, seed=args.seed, match_level=args.match_level)
     if args.mel is not None:
         n = vocode_frames(model, mel_file_blocks(Path(args.mel), model), out, g, **kw)
     else:
@@ -104,6 +104,9 @@ def add_parser(subparsers) -> None:
                    help="sampling temperature (default: the one the model's recipe chose on valid clips, else 1)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="cpu")
+    v.add_argument("--match-level", action="store_true",
+                   help="scale the output so its mel's energy equals the input mel's (one gain per file; for a "
+                        "vocoder that comes out a few dB too loud or quiet)")
     v.add_argument("--compare", action="store_true",
                    help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
                         f"distances to the input: LSD, MR-STFT, F0 RMSE, voicing error, PESQ and STOI (clips up to "

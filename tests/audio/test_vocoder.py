@@ -50,3 +50,31 @@ def test_a_vocoder_saved_by_arsound_0_1_loads(tmp_path):
     with pytest.raises(CheckpointError, match=r"config does not fit WaveNetConfig .*vocoder.json: hop 128") as e:
         load(folder)
     assert "\n" not in str(e.value)
+
+
+def test_match_level_gives_the_output_the_inputs_mel_energy(tmp_path):
+    """``match_level``: the output's mel energy equals the input's (one gain, the same draws), at any input
+    level; the streaming file path agrees with the in-memory one."""
+    from arsound.audio.features import mel_energy
+    from arsound.audio.io import load_audio, save_audio
+    from arsound.audio.vocoder import vocode_file
+    from tests.fakes import SR
+
+    model = tiny_vocoder()
+    wav = torch.from_numpy(tone(0.2, 330, 0))                             # 12 whole frames
+    twice = model.mel_condition(2 * wav)
+    torch.testing.assert_close(mel_energy(twice), 4 * mel_energy(model.mel_condition(wav)), rtol=1e-4, atol=0)
+    for gain in (0.03, 0.001):                                             # -30 and -60 dB under the tone
+        x = wav * gain
+        raw = vocode(model, wav=x, progress=False)
+        y = vocode(model, wav=x, progress=False, match_level=True)
+        e_in, e_raw, e_out = (mel_energy(model.mel_condition(z)).item() for z in (x, raw, y))
+        assert abs(e_raw / e_in - 1) > 0.5                                # untrained: far off the input's level
+        assert e_out == pytest.approx(e_in, rel=1e-3)
+        k = (y.abs().max() / raw.abs().max()).item()
+        torch.testing.assert_close(y, raw * k, atol=1e-6, rtol=1e-4)      # one gain on the same draws
+    save_audio(tmp_path / "in.wav", x.numpy(), SR, subtype="FLOAT")
+    n = vocode_file(model, tmp_path / "in.wav", tmp_path / "out.wav", progress=False, match_level=True)
+    out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
+    assert n == y.shape[-1]
+    torch.testing.assert_close(out, y, atol=2 / 32768, rtol=0)             # 16-bit file

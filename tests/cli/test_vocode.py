@@ -57,6 +57,10 @@ def test_vocode_end_to_end(saved_vocoder, tmp_path, route):
     # the same seed gives the same audio; the API path equals the CLI path
     y_api = vocode(model, wav=torch.from_numpy(sf.read(src, dtype="float32")[0]), seed=0, progress=False)
     np.testing.assert_allclose(y_api.numpy(), y, atol=1 / 32768 + 1e-6)
+    out3 = tmp_path / "out3.wav"                                           # --match-level: vocode(match_level=True)
+    assert vocode_cli([str(src), "-o", str(out3), "--model", str(saved_vocoder), "--match-level"], route) == 0
+    y_api = vocode(model, wav=torch.from_numpy(sf.read(src, dtype="float32")[0]), progress=False, match_level=True)
+    np.testing.assert_allclose(y_api.numpy(), sf.read(out3)[0], atol=2 / 32768 + 1e-6)
 
 
 def test_vocode_uses_the_chosen_temperature_and_compares(saved_vocoder, tmp_path, route, capsys):
