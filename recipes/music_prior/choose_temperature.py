@@ -1,12 +1,16 @@
-"""Choose the upsamplers' sampling temperature on the validation split (never the test split).
+"""Choose the levels' sampling temperatures on the validation split (never the test split).
 
-    python recipes/music_prior/choose_temperature.py --model runs/music_new [--clips 8] [--temperatures 1 0.9 0.8 0.7]
+    python recipes/music_prior/choose_temperature.py --model runs/music_new [--clips 8] \\
+        [--temperatures 1 0.9 0.8 0.7] [--top-temperatures 1 0.9]
 
 For each candidate ``T``, the real level-2 codes of ``--clips`` validation clips (the middle ``--seconds`` of the
 first files) are upsampled with the top level kept and temperature ``T`` at every level below, and the result is
 scored as ``evaluate.py`` scores music: the Frechet distance of log-mel frames against all the validation clips,
-chroma distance and key clarity. The lowest Frechet distance wins; it prints the table and the
-``assemble.py --temperature`` to use (the top prior keeps temperature 1: this sweep does not measure it).
+chroma distance and key clarity. The lowest Frechet distance wins. Then, with ``--top-temperatures``, the
+top prior's: ``--clips`` clips generated from nothing at each candidate (the instruments in turn, one seed per
+batch, as ``evaluate.py`` does; the upsamplers at the temperature just chosen), scored the same way; the lowest
+Frechet distance wins (without it the top prior keeps temperature 1). It prints the tables and the
+``assemble.py --temperature`` to use.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
+    p.add_argument("--top-temperatures", type=float, nargs="*", default=[],
+                   help="also sweep the top prior's temperature over these (generation from nothing)")
     p.add_argument("--root", default="data_cache")
     p.add_argument("--name", default="chorales")
     p.add_argument("--batch", type=int, default=8)
@@ -63,17 +69,36 @@ def main(argv: list[str] | None = None) -> dict:
         rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[T].items()), flush=True)
     best = min(rows, key=lambda t: rows[t]["frechet"])
-    print("\n| upsampler temperature | Frechet log-mel | chroma distance | key clarity |\n|---:|---:|---:|---:|")
-    for T, r in rows.items():
-        print(f"| {T:g}{' (chosen)' if T == best else ''} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | "
-              f"{r['key_clarity']:.3f} |")
-    chosen = (1.0,) + (best,) * (len(levels) - 1)
+    table(rows, best, "upsampler temperature")
+    top_rows, top_best = {}, 1.0
+    names = list(gen.priors[str(top)].config.label_names) or [None]
+    for T in args.top_temperatures:
+        t0, wavs = time.perf_counter(), []
+        for b in range(0, args.clips, args.batch):
+            n = min(args.batch, args.clips - b)
+            res = gen.generate(args.seconds, n, seed=b, instrument=names[(b // args.batch) % len(names)],
+                               temperature=(T,) + (best,) * (len(levels) - 1), progress=True)
+            wavs += [y.numpy() for y in res.audio]
+        top_rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"top T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in top_rows[T].items()), flush=True)
+    if top_rows:
+        top_best = min(top_rows, key=lambda t: top_rows[t]["frechet"])
+        table(top_rows, top_best, f"top temperature (from nothing; upsamplers at {best:g})")
+    chosen = (top_best,) + (best,) * (len(levels) - 1)
     print(f"\nchosen: assemble.py ... --temperature {' '.join(f'{t:g}' for t in chosen)}")
     result = {"model": args.model, "clips": len(tops), "reference_clips": len(real), "seconds": args.seconds,
-              "sweep": {str(k): v for k, v in rows.items()}, "chosen": list(chosen)}
+              "sweep": {str(k): v for k, v in rows.items()}, "top_sweep": {str(k): v for k, v in top_rows.items()},
+              "chosen": list(chosen)}
     if args.out:
         write_json(args.out, result)
     return result
+
+
+def table(rows: dict, best: float, what: str) -> None:
+    print(f"\n| {what} | Frechet log-mel | chroma distance | key clarity |\n|---:|---:|---:|---:|")
+    for T, r in rows.items():
+        print(f"| {T:g}{' (chosen)' if T == best else ''} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | "
+              f"{r['key_clarity']:.3f} |")
 
 
 if __name__ == "__main__":

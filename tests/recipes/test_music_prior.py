@@ -106,8 +106,8 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
 
 
 def test_choose_temperature_on_valid(saved_music, tmp_path):
-    """The upsamplers' temperature sweep on the validation split: every candidate scored, the lowest Frechet chosen,
-    the top level kept at 1."""
+    """The temperature sweeps on the validation split: every candidate scored, the lowest Frechet chosen; the top
+    level kept at 1 unless its own sweep is asked for."""
     from recipes.music_prior import choose_temperature
 
     root = tmp_path / "data"
@@ -118,3 +118,8 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     best = min(r["sweep"], key=lambda t: r["sweep"][t]["frechet"])
     assert r["chosen"] == [1.0, float(best)]                          # the debug hierarchy: levels 1 and 0
     assert (tmp_path / "t.json").is_file()
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+                                 "--temperatures", "1", "--top-temperatures", "1", "0.5", "--root", str(root)])
+    assert set(r["top_sweep"]) == {"1.0", "0.5"}
+    top = min(r["top_sweep"], key=lambda t: r["top_sweep"][t]["frechet"])
+    assert r["chosen"] == [float(top), 1.0] and r["top_sweep"]["1.0"] != r["top_sweep"]["0.5"]
