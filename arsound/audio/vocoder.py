@@ -181,7 +181,8 @@ def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = No
     ``frames`` in all, if known, for the progress bar) into the audio file ``out``, a piece at a time;
     returns the samples written. ``match_level``: as :func:`vocode`'s, in a second pass (the raw output
     goes to a temporary float WAV, its mel energy is measured a block at a time, then it is scaled into
-    ``out``), so memory still does not grow with the length."""
+    ``out``), so memory still does not grow with the length. The measurement reads the raw output clipped to
+    [-1, 1] (``read_span``), so it differs from :func:`vocode`'s only where the network's output exceeds that."""
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
