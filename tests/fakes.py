@@ -63,9 +63,13 @@ def chord(samples: int, sr: int, freqs=CHORD) -> torch.Tensor:
     return sum(torch.sin(2 * np.pi * f * t) for f in freqs) * (0.8 / len(freqs))
 
 
-def overfit(model, batch, steps: int = 120, lr: float = 1e-2) -> tuple[float, float]:
-    """Adam on one batch for ``steps`` steps: the first and last training losses."""
+def overfit(model, batch, steps: int = 120, lr: float = 1e-2, decay: float = 0.0) -> tuple[float, float]:
+    """Adam on one batch for ``steps`` steps: the first and last training losses. With ``decay`` > 0 the rate
+    falls linearly to 0 over that last share of the steps, so the last step does not land on one of Adam's
+    spikes (where it lands at a constant rate depends on the CPU's float rounding and the thread count)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    tail = max(1.0, decay * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (steps - s) / tail) if decay else 1.0)
     for step in range(steps):
         loss, _ = model.loss(batch)
         if step == 0:
@@ -73,6 +77,7 @@ def overfit(model, batch, steps: int = 120, lr: float = 1e-2) -> tuple[float, fl
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     return first, loss.item()
 
 

@@ -148,8 +148,8 @@ def test_overfit_three_tone_chord():
                                   n_fft=256, fmax=SR / 2, sample_rate=SR, lpc_order=ORDER))
     c = model.mel_condition(wav[None, 1:])
     batch = {k: v[None] for k, v in model.targets(wav, c[0]).items()} | {"c": c}
-    first, last = overfit(model, batch)
-    assert first > 4.0 and last < 0.5 * first
+    first, last = overfit(model, batch, steps=250, decay=0.4)    # 120 steps at a constant rate landed on a
+    assert first > 4.0 and last < 0.5 * first                       # spike on one CPU at one thread (share 0.60)
     model.eval()
     for opts in (dict(greedy=True), dict(temperature=0.3)):
         y = torch.cat(list(model.stream_waveform(1, c=c, generator=torch.Generator().manual_seed(0), **opts)), 1)[0]
