@@ -4,6 +4,7 @@
     arsound generate ... --prompt in.wav [--prompt-seconds 3]       primed: the prompt's codes kept, continued
     arsound generate ... --codes clip.npz [--seconds 20]             continue a codes file, or upsample its top level
     arsound generate ... --levels 2 [--every-level]                  stop at level 2 (a preview), or keep each level's
+    arsound generate ... --piece-seconds 32 --offset 11              timing: the middle 10 s of a 32-s piece
 
 Writes ``OUTDIR/sample_{i}.wav`` and ``OUTDIR/sample_{i}.npz`` (its codes, ``audio/codes.py``'s format) for
 each clip, ``sample_{i}_level{l}.wav`` for every level as soon as it is done with ``--every-level``, and
@@ -39,6 +40,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top-p", type=float, nargs="+", default=[1.0], metavar="P", help="1: off (default)")
     p.add_argument("--hop-fraction", type=float, nargs="+", default=[0.5], metavar="F",
                    help="how far a window slides, as a fraction of the prior's context (default 0.5)")
+    p.add_argument("--piece-seconds", type=float,
+                   help="timing: the clip is part of a piece this long (default: the clip is a whole piece, with "
+                        "its opening and ending)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="timing: where the clip starts in that piece, in seconds (default 0; needs --piece-seconds)")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.set_defaults(func=cmd_generate)
@@ -69,6 +75,15 @@ def check_args(args) -> None:
         bad = [v for v in values if not ok(v)]
         if bad:
             raise ValueError(f"{name} must be {rule}, got {bad[0]}")
+    if args.piece_seconds is not None and not args.piece_seconds > 0:
+        raise ValueError(f"--piece-seconds must be > 0, got {args.piece_seconds}")
+    if args.offset and args.piece_seconds is None:
+        raise ValueError("--offset needs --piece-seconds (the length of the piece the clip sits in)")
+    if not args.offset >= 0:
+        raise ValueError(f"--offset must be >= 0, got {args.offset}")
+    if args.piece_seconds is not None and args.seconds is not None and args.offset + args.seconds > args.piece_seconds:
+        raise ValueError(f"a clip of {args.seconds:g} s at --offset {args.offset:g} does not fit in --piece-seconds "
+                         f"{args.piece_seconds:g}")
     for path in (args.prompt, args.codes):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"'{path}' does not exist")
@@ -122,12 +137,14 @@ def cmd_generate(args, extra: list[str]) -> int:
                     temperature=(_one_or_many(args.temperature) if args.temperature else
                                  tuple(gen.temperatures[lv] for lv in levels if lv >= stop)),
                     top_k=_one_or_many(args.top_k, 0),
-                    top_p=_one_or_many(args.top_p, 1.0), hop_fraction=_one_or_many(args.hop_fraction))
+                    top_p=_one_or_many(args.top_p, 1.0), hop_fraction=_one_or_many(args.hop_fraction),
+                    piece_seconds=args.piece_seconds, offset_seconds=args.offset)
     t0 = time.perf_counter()
     result = gen.generate(args.seconds, args.n, seed=args.seed, prompt=prompt, codes=codes, stop_level=stop,
                           instrument=args.instrument, temperature=settings["temperature"], top_k=settings["top_k"],
                           top_p=settings["top_p"], hop_fraction=settings["hop_fraction"], progress=True,
-                          decode=False, on_level=preview)
+                          decode=False, on_level=preview, piece_seconds=args.piece_seconds,
+                          offset_seconds=args.offset)
     length = result.samples                                              # audio streams to disk, window by window
     save_audio_stream(paths, gen.decode_stream(result.codes[stop], stop, length), sr)
     wall = time.perf_counter() - t0

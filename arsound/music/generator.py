@@ -90,7 +90,8 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
                  label: Tensor | None = None, hop_fraction: float = 0.5, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
                  generator: torch.Generator | None = None, progress: bool = False, desc: str = "level",
-                 on_token: Callable[[int, int], None] | None = None) -> Tensor:
+                 on_token: Callable[[int, int], None] | None = None, offset: int = 0,
+                 piece: int | None = None) -> Tensor:
     """``total`` tokens of one level for ``n`` clips, window by window: ``LongTensor[n, total]``.
 
     prior: anything with ``config.context`` (and ``config.ratio``, ``config.upper_vocab``, ``config.num_labels``),
@@ -99,8 +100,13 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
     upper: ``LongTensor[n, total / ratio]`` codes of the level above (upsamplers).
     on_token(done, total): called after each token position is drawn (for all ``n`` clips), e.g. to show progress;
         an exception raised there stops sampling (an interrupt button).
+    offset, piece: for priors with timing conditioning, the clip starts ``offset`` tokens into a piece of ``piece``
+        tokens (default: the clip is the whole piece, ``offset`` 0 and ``piece`` = ``total``).
     """
     cfg = prior.config
+    piece = total if piece is None else piece
+    if offset < 0 or offset + total > piece:
+        raise ValueError(f"a clip of {total} tokens at offset {offset} does not fit in a piece of {piece} tokens")
     ctx, ratio = cfg.context, (cfg.ratio if getattr(cfg, "upper_vocab", 0) else 1)
     if total < 1:
         raise ValueError(f"need at least one token, got {total}")
@@ -115,7 +121,7 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
     with step_threads(dev, n):
         while True:
             e = min(s + ctx, total)
-            cond = {"start": torch.full((n,), s, device=dev), "total": torch.full((n,), total, device=dev)}
+            cond = {"start": torch.full((n,), offset + s, device=dev), "total": torch.full((n,), piece, device=dev)}
             if upper is not None:
                 cond["upper"] = upper[:, s // ratio:-(-e // ratio)].to(dev)
             if label is not None:
@@ -221,11 +227,32 @@ class MusicGenerator(nn.Module):
         n_top = -(-samples // hops[top])
         return {level: n_top * hops[top] // hops[level] for level in range(top, -1, -1)}
 
+    def position(self, samples: int, piece_seconds: float | None = None,
+                 offset_seconds: float = 0.0) -> tuple[dict[int, int], dict[int, int | None]]:
+        """Per level: the clip's offset and the piece's length in tokens, for a clip of ``samples`` samples that
+        starts ``offset_seconds`` into a piece of ``piece_seconds`` (None: the clip is the whole piece)."""
+        hops, top = self.vqvae.hops, self.levels[0]
+        if piece_seconds is None:
+            if offset_seconds:
+                raise ValueError("an offset needs piece_seconds, the length of the piece the clip sits in")
+            return {lv: 0 for lv in range(top + 1)}, {lv: None for lv in range(top + 1)}
+        if not offset_seconds >= 0:
+            raise ValueError(f"offset_seconds must be >= 0, got {offset_seconds}")
+        if offset_seconds * self.sample_rate + samples > piece_seconds * self.sample_rate + 1e-6:
+            raise ValueError(f"a clip of {samples / self.sample_rate:g} s starting at {offset_seconds:g} s does not "
+                             f"fit in a piece of {piece_seconds:g} s")
+        totals = self.tokens(samples)
+        first = int(offset_seconds * self.sample_rate) // hops[top]                 # in top tokens
+        piece = max(first + totals[top], int(round(piece_seconds * self.sample_rate / hops[top])))
+        ratio = {lv: hops[top] // hops[lv] for lv in range(top + 1)}
+        return {lv: first * ratio[lv] for lv in ratio}, {lv: piece * ratio[lv] for lv in ratio}
+
     @torch.no_grad()
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
                  temperature=None, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
-                 progress: bool = False, decode: bool = True,
+                 progress: bool = False, decode: bool = True, piece_seconds: float | None = None,
+                 offset_seconds: float = 0.0,
                  on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
                  on_token: Callable[[int, int, int], None] | None = None) -> Generated:
         """``n`` clips of ``seconds`` (see the module docstring).
@@ -243,6 +270,10 @@ class MusicGenerator(nn.Module):
             their decoding (None with decode=False), e.g. to play a preview.
             on_token(level, done, total): called after each token position a level draws (tokens/s, time left in
             a UI); an exception raised there stops generation and propagates.
+            piece_seconds, offset_seconds: where the clip sits for the priors' timing conditioning: it starts
+            ``offset_seconds`` into a piece of ``piece_seconds`` (default None: the clip is a whole piece, with its
+            opening and its ending); e.g. ``piece_seconds=32, offset_seconds=11`` asks for the middle 10 s of a
+            32-s piece, as the held-out clips of the music evaluation are.
         """
         if n < 1:
             raise ValueError(f"the number of clips must be >= 1, got {n}")
@@ -298,6 +329,7 @@ class MusicGenerator(nn.Module):
         if samples < have:
             raise ValueError(f"{seconds} s is shorter than the {have / sr:.2f} s given; ask for more")
         totals = self.tokens(samples)
+        offsets, pieces = self.position(samples, piece_seconds, offset_seconds)
         generator = torch.Generator().manual_seed(seed)
         top = self.priors[str(levels[0])].config
         if instrument is None and top.num_labels:                   # none asked: one per clip, drawn from the seed
@@ -323,7 +355,8 @@ class MusicGenerator(nn.Module):
                                  hop_fraction=per["hop_fraction"][lv], temperature=per["temperature"][lv],
                                  top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
                                  generator=generator, progress=progress, desc=f"level {lv}",
-                                 on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)))
+                                 on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)),
+                                 offset=offsets[lv], piece=pieces[lv])
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None

@@ -45,6 +45,16 @@ def test_generate_end_to_end(saved_music, tmp_path):
     assert (out / "sample_0.wav").read_bytes() != (tmp_path / "c" / "sample_0.wav").read_bytes()
 
 
+def test_piece_position_is_recorded(saved_music, tmp_path):
+    """--piece-seconds / --offset reach the generator (its windows' timing: tests/music/test_generator.py) and
+    settings.json, so the run can be repeated."""
+    args = ["generate", "--model", str(saved_music), "--seconds", "0.1", "--instrument", "organ",
+            "--piece-seconds", "0.5", "--offset", "0.2", "-o", str(tmp_path / "a")]
+    assert cli(args) == 0
+    settings = json.loads((tmp_path / "a" / "settings.json").read_text())
+    assert settings["piece_seconds"] == 0.5 and settings["offset_seconds"] == 0.2 and settings["samples"] == 1600
+
+
 def test_top_level_preview_then_upsample(saved_music, tmp_path):
     assert cli(["generate", "--model", str(saved_music), "--seconds", "0.05", "--levels", "1", "--instrument",
                 "organ", "-o", str(tmp_path / "top")]) == 0
@@ -92,12 +102,15 @@ def bad_cases(saved_music, saved_vqvae, tmp_path):
         "missing prompt": (m + ["--seconds", "0.1", "--prompt", str(tmp_path / "nope.wav")], "does not exist"),
         "too many temperatures": (m + ["--seconds", "0.1", "--temperature", "1", "1", "1", "--instrument", "organ"],
                                   "one per level"),
+        "offset without piece": (m + ["--seconds", "0.1", "--offset", "1"], "--offset needs --piece-seconds"),
+        "clip outside piece": (m + ["--seconds", "0.1", "--piece-seconds", "0.3", "--offset", "0.25"],
+                               "does not fit in --piece-seconds 0.3"),
     }
 
 
 @pytest.mark.parametrize("case", ["seconds 0", "unknown instrument", "short prompt", "foreign codes",
                                   "not a hierarchy", "bad level", "bad top-p", "missing prompt",
-                                  "too many temperatures"])
+                                  "too many temperatures", "offset without piece", "clip outside piece"])
 def test_bad_input_is_one_line_and_writes_nothing(case, saved_music, saved_vqvae, tmp_path, capsys):
     argv, message = bad_cases(saved_music, saved_vqvae, tmp_path)[case]
     out = tmp_path / "out"

@@ -134,6 +134,32 @@ def test_windows_stitch_slice_and_condition_exactly(seconds, fraction):
     assert out.audio.shape == (2, samples) and out.level == 0
 
 
+
+def test_piece_position_sets_the_timing_of_every_window():
+    """A clip placed inside a longer piece: each level's windows start at the clip's offset in that level's
+    tokens and are told the piece's length (the default, a clip that is the whole piece, is checked above)."""
+    gen = build()
+    log = with_rules(gen)
+    seconds, piece, offset = 0.1003, 0.5, 0.2                  # 26 top tokens in a piece of 125, from token 50
+    gen.generate(seconds, n=1, instrument="organ", piece_seconds=piece, offset_seconds=offset, seed=0)
+    totals = gen.tokens(round(seconds * SR))
+    for lv in (2, 1, 0):
+        ratio = 4 ** (2 - lv)
+        windows = [w for w in log if w["level"] == lv]
+        hop = window_hop(CTX[lv], 0.5, 1 if lv == 2 else 4)
+        assert [w["start"] for w in windows] == [50 * ratio + k * hop for k in range(len(windows))]
+        assert windows[-1]["start"] + windows[-1]["length"] == 50 * ratio + totals[lv]
+        assert all(w["total"] == 125 * ratio for w in windows)
+    offsets, pieces = gen.position(round(seconds * SR))
+    assert offsets == {2: 0, 1: 0, 0: 0} and pieces == {2: None, 1: None, 0: None}
+    with pytest.raises(ValueError, match="does not fit in a piece of 0.2 s"):
+        gen.generate(seconds, piece_seconds=0.2, offset_seconds=0.15)
+    with pytest.raises(ValueError, match="an offset needs piece_seconds"):
+        gen.generate(seconds, offset_seconds=0.1)
+    with pytest.raises(ValueError, match="does not fit in a piece of 30 tokens"):
+        sample_level(gen.priors["2"], 26, 1, label=torch.zeros(1, dtype=torch.long), offset=10, piece=30)
+
+
 def test_upsampling_given_top_codes_follows_them():
     gen = build()
     with_rules(gen)
