@@ -134,7 +134,6 @@ def test_windows_stitch_slice_and_condition_exactly(seconds, fraction):
     assert out.audio.shape == (2, samples) and out.level == 0
 
 
-
 def test_piece_position_sets_the_timing_of_every_window():
     """A clip placed inside a longer piece: each level's windows start at the clip's offset in that level's
     tokens and are told the piece's length (the default, a clip that is the whole piece, is checked above)."""
