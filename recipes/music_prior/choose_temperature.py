@@ -7,8 +7,9 @@ For each candidate ``T``, the real level-2 codes of ``--clips`` validation clips
 first files) are upsampled with the top level kept and temperature ``T`` at every level below, and the result is
 scored as ``evaluate.py`` scores music: the Frechet distance of log-mel frames against all the validation clips,
 chroma distance and key clarity. The lowest Frechet distance wins. Then, with ``--top-temperatures``, the
-top prior's: ``--clips`` clips generated from nothing at each candidate (the instruments in turn, one seed per
-batch, as ``evaluate.py`` does; the upsamplers at the temperature just chosen), scored the same way; the lowest
+top prior's: ``--clips`` clips generated from nothing at each candidate (clip ``i`` asked for the instrument of
+validation clip ``i``, one seed per batch, as ``evaluate.py`` does; the upsamplers at the temperature just chosen),
+scored the same way; the lowest
 Frechet distance wins (without it the top prior keeps temperature 1). It prints the tables and the
 ``assemble.py --temperature`` to use. Use 32 clips (the default; 8 per instrument): sweeps of 8 or 16 clips
 generated only one or two instruments and swung by tens of points from clip to clip (8 clips once picked 0.9
@@ -33,7 +34,7 @@ from arsound.core.files import write_json  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
 from arsound.data.clips import heldout_files  # noqa: E402
 from arsound.music.generator import MusicGenerator  # noqa: E402
-from recipes.music_prior.evaluate import set_figures  # noqa: E402
+from recipes.music_prior.evaluate import instrument_batches, set_figures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{args.model} is not a MusicGenerator")
     sr, levels = gen.sample_rate, gen.levels
     valid = AudioDataset(args.name, "valid", root=args.root)
-    real = [w.numpy() for w in heldout_files(valid, args.seconds)[0]]          # every validation file
+    real_wavs, real_ids = heldout_files(valid, args.seconds)                   # every validation file
+    real = [w.numpy() for w in real_wavs]
     ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
     ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
     top = levels[0]
@@ -73,12 +75,13 @@ def main(argv: list[str] | None = None) -> dict:
     best = min(rows, key=lambda t: rows[t]["frechet"])
     table(rows, best, "upsampler temperature")
     top_rows, top_best = {}, 1.0
-    names = list(gen.priors[str(top)].config.label_names) or [None]
+    labelled = bool(gen.priors[str(top)].config.num_labels)
+    instrument_of = {e["id"]: e["labels"].get("instrument") for e in valid.items}
+    plan = [instrument_of[real_ids[i % len(real_ids)]] if labelled else None for i in range(args.clips)]
     for T in args.top_temperatures:
         t0, wavs = time.perf_counter(), []
-        for b in range(0, args.clips, args.batch):
-            n = min(args.batch, args.clips - b)
-            res = gen.generate(args.seconds, n, seed=b, instrument=names[(b // args.batch) % len(names)],
+        for inst, idx in instrument_batches(plan, args.batch):
+            res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst,
                                temperature=(T,) + (best,) * (len(levels) - 1), progress=True)
             wavs += [y.numpy() for y in res.audio]
         top_rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}

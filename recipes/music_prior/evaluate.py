@@ -7,13 +7,16 @@ reference), ``real train`` (the floor: real music that is not the reference), ``
 encoded and decoded at level 0: the best the tokenizer allows), ``real level-L codes, upsampled`` for each level
 L above the bottom (the test clips' codes from the top down to level L kept, the levels below sampled by the
 upsamplers: from the top, what the hierarchy gives with a perfect top prior; from the middle, what the bottom
-upsampler does alone), ``generated`` (the hierarchy from nothing, the instruments in turn, one seed per batch),
+upsampler does alone), ``generated`` (the hierarchy from nothing, clip ``i`` asked for the instrument of real test
+clip ``i``, so the generated set has the reference's mix of instruments, as every anchor does; one seed per batch),
 ``bigram`` (level-0 tokens from an add-k bigram fitted on the training tokens, decoded at level 0) and ``noise``
 (white, at the real clips' RMS).
 
 Figures, none from a pretrained network (``audio/music_metrics.py``): the Frechet distance between Gaussians
 of log-mel frames (64 bands) of each set and of ``real test``; the total-variation distance between their
-mean chroma histograms; the mean key clarity (best Krumhansl-Kessler correlation); and instrument accuracy:
+mean chroma histograms; the mean key clarity (best Krumhansl-Kessler correlation); their error bars from having
+only these clips (``frechet_sd``: the standard deviation over 200 bootstrap resamples of the set's clips, the
+reference kept; ``key_clarity_se``: the standard error of the mean); and instrument accuracy:
 a logistic regression on clip log-mel statistics, trained on real training clips, scored on real test clips
 and on generated clips against the instrument they were asked for. Writes ``results.json``, ``table.md``,
 ``spectrograms.png`` and example WAVs (5 s) to ``--out``.
@@ -33,8 +36,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from arsound.audio.io import save_audio  # noqa: E402
-from arsound.audio.music_metrics import (chroma_histogram, frechet_distance, histogram_distance,  # noqa: E402
-                                         key_clarity, logmel_frames)
+from arsound.audio.music_metrics import (bootstrap_frechet, chroma_histogram, frechet_distance,  # noqa: E402
+                                         histogram_distance, key_clarity, logmel_frames)
 from arsound.core.checkpoint import hardware, load, weights_id  # noqa: E402
 from arsound.core.files import write_json, write_text  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
@@ -63,11 +66,25 @@ def instrument_classifier(ds: AudioDataset, seconds: float):
 
 
 def set_figures(wavs: list[np.ndarray], sr: int, ref_frames: np.ndarray, ref_chroma: np.ndarray) -> dict:
-    frames = np.concatenate([logmel_frames(w, sr) for w in wavs])
+    """The figures of one set of clips against the reference's log-mel frames and mean chroma, with error bars."""
+    frames = [logmel_frames(w, sr) for w in wavs]
     chroma = [chroma_histogram(w, sr) for w in wavs]
-    return {"frechet": frechet_distance(frames, ref_frames),
+    clarity = np.array([key_clarity(c)[0] for c in chroma])
+    return {"frechet": frechet_distance(np.concatenate(frames), ref_frames),
+            "frechet_sd": float(bootstrap_frechet(frames, ref_frames).std(ddof=1)) if len(frames) > 1 else 0.0,
             "chroma_tv": histogram_distance(np.mean(chroma, 0), ref_chroma),
-            "key_clarity": float(np.mean([key_clarity(c)[0] for c in chroma]))}
+            "key_clarity": float(clarity.mean()),
+            "key_clarity_se": float(clarity.std(ddof=1) / np.sqrt(len(clarity))) if len(clarity) > 1 else 0.0}
+
+
+def instrument_batches(asked: list, batch: int) -> list[tuple[object, list[int]]]:
+    """Clip indices grouped by the instrument asked (first appearance first) into batches of at most ``batch``:
+    ``[(instrument, [i, ...]), ...]``; one generator call each, since a call takes one instrument."""
+    out = []
+    for inst in dict.fromkeys(asked):
+        idx = [i for i, a in enumerate(asked) if a == inst]
+        out += [(inst, idx[b:b + batch]) for b in range(0, len(idx), batch)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -121,17 +138,17 @@ def main(argv: list[str] | None = None) -> dict:
                                progress=True)
             up_s[upper] += time.perf_counter() - t1
             upsampled[upper] += [y.numpy() for y in res.audio]
-    # generated: the instruments in turn, one batch per seed
+    # generated: clip i asks for the instrument of real test clip i (the reference's mix), one seed per batch
     names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
+    plan = [instrument_of[real_ids[i % len(real_ids)]] if names != [None] else None for i in range(args.clips)]
     generated, asked, gen_s = [], [], 0.0
-    for b in range(0, args.clips, args.batch):
-        n = min(args.batch, args.clips - b)
-        inst = names[(b // args.batch) % len(names)]
+    for inst, idx in instrument_batches(plan, args.batch):
         t1 = time.perf_counter()
-        res = gen.generate(args.seconds, n, seed=b, instrument=inst, temperature=temperature, progress=True)
+        res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
+                           progress=True)
         gen_s += time.perf_counter() - t1
         generated += [y.numpy() for y in res.audio]
-        asked += [inst] * n
+        asked += [inst] * len(idx)
     ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
     ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
     sets = {"real test": real, "real train": floor, "VQ-VAE test (level 0)": recon,
@@ -148,11 +165,13 @@ def main(argv: list[str] | None = None) -> dict:
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
               "sets": rows, "instrument_accuracy": {"real test": acc_real, "generated": acc_gen},
+              "generated_instruments": {str(k): asked.count(k) for k in dict.fromkeys(asked)},
               "wall_s": round(time.perf_counter() - t0, 1)}
     ref = rows["real test"]
-    lines = ["| set | Frechet log-mel | chroma distance | key clarity |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | {r['key_clarity']:.3f} |"
-              for name, r in rows.items()]
+    lines = ["| set | Frechet log-mel (± bootstrap sd) | chroma distance | key clarity (± se) |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {r['frechet']:.2f} ± {r['frechet_sd']:.2f} | {r['chroma_tv']:.3f} | "
+              f"{r['key_clarity']:.3f} ± {r['key_clarity_se']:.3f} |" for name, r in rows.items()]
     g, bg, vq = rows["generated"], rows["bigram tokens (level 0)"], rows["VQ-VAE test (level 0)"]
     targets = [("Frechet: generated at least 2x closer than bigram", bg["frechet"] / max(g["frechet"], 1e-9), ">= 2"),
                ("Frechet: generated within 2x of VQ-VAE reconstructions", g["frechet"] / max(vq["frechet"], 1e-9),

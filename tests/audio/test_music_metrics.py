@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arsound.audio.music_metrics import (KK_MAJOR, KK_MINOR, chroma_histogram, frechet_distance,
-                                         histogram_distance, key_clarity, logmel_frames)
+from arsound.audio.music_metrics import (KK_MAJOR, KK_MINOR, bootstrap_frechet, chroma_histogram,
+                                         frechet_distance, histogram_distance, key_clarity, logmel_frames)
 
 SR = 16000
 
@@ -19,6 +19,23 @@ def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
     closed = ((a.mean(0) - b.mean(0)) ** 2).sum() + ((np.sqrt(np.diag(s_a)) - np.sqrt(np.diag(s_b))) ** 2).sum()
     assert frechet_distance(a, b) == pytest.approx(closed, rel=0.02)       # off-diagonals ~0 by construction
     assert abs(frechet_distance(a, a)) < 1e-6
+
+
+def test_bootstrap_frechet_pools_clips_like_one_array_and_spreads_with_the_clips():
+    """Each resample's Gaussian is the one of its clips' rows concatenated (checked against a NumPy transcription of
+    the same draw); identical clips give no spread, clips that differ do; the same seed gives the same draws."""
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((3000, 4))
+    clips = [rng.standard_normal((int(rng.integers(50, 200)), 4)) * (1 + i % 3) + i % 2 for i in range(10)]
+    got = bootstrap_frechet(clips, ref, resamples=5, seed=3)
+    draw = np.random.default_rng(3)
+    for r in range(5):
+        pick = draw.integers(len(clips), size=len(clips))
+        assert got[r] == pytest.approx(frechet_distance(np.concatenate([clips[i] for i in pick]), ref), rel=1e-9)
+    assert np.array_equal(got, bootstrap_frechet(clips, ref, resamples=5, seed=3))
+    assert got.std() > 0.01
+    same = bootstrap_frechet([clips[0]] * 6, ref, resamples=20)
+    assert np.allclose(same, frechet_distance(np.concatenate([clips[0]] * 6), ref), rtol=1e-9)
 
 
 def test_key_clarity_finds_the_profiles_keys():

@@ -100,9 +100,21 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
                                    "generated", "bigram tokens (level 0)", "noise"}
     assert all(math.isfinite(v) for r in result["sets"].values() for v in r.values())
     assert abs(result["sets"]["real test"]["frechet"]) < 1e-6 and len(result["targets"]) == 4
+    assert all(r["frechet_sd"] >= 0 and r["key_clarity_se"] >= 0 for r in result["sets"].values())
+    test = AudioDataset("chorales", "test", root=root)
+    mix = [e["labels"]["instrument"] for e in test.items][:2]
+    assert result["generated_instruments"] == {k: mix.count(k) for k in mix}      # the reference's own mix
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["clips"] == 2
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
     assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
+
+
+def test_instrument_batches_group_by_instrument_within_the_batch_size():
+    from recipes.music_prior.evaluate import instrument_batches
+
+    asked = ["piano", "organ", "piano", "piano", "choir", "piano"]
+    assert instrument_batches(asked, 3) == [("piano", [0, 2, 3]), ("piano", [5]), ("organ", [1]), ("choir", [4])]
+    assert instrument_batches([None] * 3, 2) == [(None, [0, 1]), (None, [2])]
 
 
 def test_choose_temperature_on_valid(saved_music, tmp_path):
