@@ -63,9 +63,10 @@ def bootstrap_frechet(clips: list[np.ndarray], ref: np.ndarray, resamples: int =
     with the clips drawn again with replacement ``resamples`` times: ``[resamples]`` distances (``ref`` is kept).
     Their standard deviation is the figure's error bar from having only these clips; each resample pools its
     clips' rows exactly as :func:`gaussian` pools one array (sums of rows and of their outer products)."""
+    clips = [np.asarray(c, dtype=np.float64) for c in clips]
     n = np.array([len(c) for c in clips], dtype=np.float64)
-    s1 = np.stack([np.asarray(c, np.float64).sum(0) for c in clips])
-    s2 = np.stack([np.asarray(c, np.float64).T @ np.asarray(c, np.float64) for c in clips])
+    s1 = np.stack([c.sum(0) for c in clips])
+    s2 = np.stack([c.T @ c for c in clips])
     ref_stats = gaussian(ref)
     rng = np.random.default_rng(seed)
     out = np.empty(resamples)

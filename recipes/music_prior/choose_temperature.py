@@ -9,9 +9,8 @@ scored as ``evaluate.py`` scores music: the Frechet distance of log-mel frames a
 chroma distance and key clarity. The lowest Frechet distance wins. Then, with ``--top-temperatures``, the
 top prior's: ``--clips`` clips generated from nothing at each candidate (clip ``i`` asked for the instrument of
 validation clip ``i``, one seed per batch, as ``evaluate.py`` does; the upsamplers at the temperature just chosen),
-scored the same way; the lowest
-Frechet distance wins (without it the top prior keeps temperature 1). It prints the tables and the
-``assemble.py --temperature`` to use. Use 32 clips (the default; 8 per instrument): sweeps of 8 or 16 clips
+scored the same way; the lowest Frechet distance wins (without it the top prior keeps temperature 1). It prints
+the tables and the ``assemble.py --temperature`` to use. Use 32 clips (the default): sweeps of 8 or 16 clips
 generated only one or two instruments and swung by tens of points from clip to clip (8 clips once picked 0.9
 at the top; 32 clips then measured 1.1 far better than 1.0: 32.0 vs 66.1).
 """
@@ -34,7 +33,7 @@ from arsound.core.files import write_json  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
 from arsound.data.clips import heldout_files  # noqa: E402
 from arsound.music.generator import MusicGenerator  # noqa: E402
-from recipes.music_prior.evaluate import instrument_batches, set_figures  # noqa: E402
+from recipes.music_prior.evaluate import instrument_batches, reference_instruments, set_figures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -75,9 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     best = min(rows, key=lambda t: rows[t]["frechet"])
     table(rows, best, "upsampler temperature")
     top_rows, top_best = {}, 1.0
-    labelled = bool(gen.priors[str(top)].config.num_labels)
-    instrument_of = {e["id"]: e["labels"].get("instrument") for e in valid.items}
-    plan = [instrument_of[real_ids[i % len(real_ids)]] if labelled else None for i in range(args.clips)]
+    plan = reference_instruments(gen, valid, real_ids, args.clips)
     for T in args.top_temperatures:
         t0, wavs = time.perf_counter(), []
         for inst, idx in instrument_batches(plan, args.batch):

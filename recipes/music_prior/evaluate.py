@@ -77,6 +77,15 @@ def set_figures(wavs: list[np.ndarray], sr: int, ref_frames: np.ndarray, ref_chr
             "key_clarity_se": float(clarity.std(ddof=1) / np.sqrt(len(clarity))) if len(clarity) > 1 else 0.0}
 
 
+def reference_instruments(gen: MusicGenerator, ds: AudioDataset, ids: list[str], clips: int) -> list:
+    """The instrument each of ``clips`` generated clips asks for: clip ``i`` that of reference clip ``ids[i]``
+    (cycling), so the generated set has the reference's mix; None each for a hierarchy without instrument names."""
+    if not gen.priors[str(gen.levels[0])].config.label_names:
+        return [None] * clips
+    instrument_of = {e["id"]: e["labels"]["instrument"] for e in ds.items}
+    return [instrument_of[ids[i % len(ids)]] for i in range(clips)]
+
+
 def instrument_batches(asked: list, batch: int) -> list[tuple[object, list[int]]]:
     """Clip indices grouped by the instrument asked (first appearance first) into batches of at most ``batch``:
     ``[(instrument, [i, ...]), ...]``; one generator call each, since a call takes one instrument."""
@@ -140,9 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
             upsampled[upper] += [y.numpy() for y in res.audio]
     # generated: clip i asks for the instrument of real test clip i (the reference's mix), one seed per batch
     names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
-    plan = [instrument_of[real_ids[i % len(real_ids)]] if names != [None] else None for i in range(args.clips)]
     generated, asked, gen_s = [], [], 0.0
-    for inst, idx in instrument_batches(plan, args.batch):
+    for inst, idx in instrument_batches(reference_instruments(gen, test, real_ids, args.clips), args.batch):
         t1 = time.perf_counter()
         res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
                            progress=True)
