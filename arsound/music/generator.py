@@ -15,6 +15,12 @@ the previous one as its prompt, and an upsampler's window is conditioned on exac
 A request of ``S`` samples takes ``ceil(S / top hop)`` top tokens, ``ratio`` times as many one level down, and
 the decoded audio is cut to ``S`` samples. The same seed gives the same clips; ``n`` clips run as one batch.
 
+Upper-code guidance (``guidance`` w > 0, upsamplers only; :class:`UpperGuided`): each step of an upsampler also
+runs its clips under their upper codes reversed in time (the same codes and timbre, at the wrong moments) and
+draws from ``(1 + w) * logits(upper) - w * logits(reversed)``, the classifier-free guidance of Ho and Salimans
+(2022) with that contrast in place of an unconditional branch: the finer level follows the notes the upper level
+says now. It doubles that level's batch.
+
 Letters: n clips, T_l tokens at level l, S samples.
 """
 from __future__ import annotations
@@ -35,7 +41,7 @@ from ..core.checkpoint import weights_id
 from ..core.device import step_threads
 from ..core.distributions import Categorical
 from ..core.model import Canvas, run_steps
-from ..core.sampling import check_temperature
+from ..core.sampling import check_temperature, get_uniform
 from .prior import TokenPrior, TokenPriorConfig
 
 
@@ -49,6 +55,8 @@ class MusicGeneratorConfig:
     name: str = ""                               # what the codes files name as the tokenizer
     temperature: tuple[float, ...] = ()          # the default sampling temperature of each level, top first, as
                                                  # the recipe chose it (empty: 1 at every level)
+    guidance: tuple[float, ...] = ()             # the default upper-code guidance of each level, top first (the
+                                                 # top's is unused; empty: 0, none, at every level)
 
     @classmethod
     def from_preset(cls, name: str, **prior) -> "MusicGeneratorConfig":
@@ -91,7 +99,7 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
                  generator: torch.Generator | None = None, progress: bool = False, desc: str = "level",
                  on_token: Callable[[int, int], None] | None = None, offset: int = 0,
-                 piece: int | None = None) -> Tensor:
+                 piece: int | None = None, guidance: float = 0.0) -> Tensor:
     """``total`` tokens of one level for ``n`` clips, window by window: ``LongTensor[n, total]``.
 
     prior: anything with ``config.context`` (and ``config.ratio``, ``config.upper_vocab``, ``config.num_labels``),
@@ -102,6 +110,7 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
         an exception raised there stops sampling (an interrupt button).
     offset, piece: for priors with timing conditioning, the clip starts ``offset`` tokens into a piece of ``piece``
         tokens (default: the clip is the whole piece, ``offset`` 0 and ``piece`` = ``total``).
+    guidance: upper-code guidance weight ``w >= 0`` (:class:`UpperGuided`; with ``upper`` only, 0: off).
     """
     cfg = prior.config
     piece = total if piece is None else piece
@@ -112,22 +121,33 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
         raise ValueError(f"need at least one token, got {total}")
     if upper is not None and upper.shape[1] * ratio != total:
         raise ValueError(f"{total} tokens need {total // ratio} upper codes at ratio {ratio}, got {upper.shape[1]}")
+    if not guidance >= 0:
+        raise ValueError(f"guidance must be >= 0, got {guidance}")
     hop = window_hop(ctx, hop_fraction, ratio)
     dev = prior.device
     x = torch.full((n, total), -1, dtype=torch.long, device=dev) if known is None else known.to(dev).clone()
     head = Categorical(cfg.vocab, top_k=top_k, top_p=top_p) if (top_k or top_p) else None
+    rows = n
+    if guidance and upper is not None:          # rows n..2n-1: the same clips under their upper codes reversed
+        rows, head = 2 * n, UpperGuided(cfg.vocab, guidance, top_k=top_k, top_p=top_p)
+        x, upper = torch.cat([x, x]), torch.cat([upper, upper.flip(-1)])
+        label = None if label is None else label.expand(n).repeat(2)
     bar = tqdm(total=total, desc=desc, unit="token", disable=not progress, dynamic_ncols=True)
     s = drawn = 0                                                    # drawn: positions finished so far
     with step_threads(dev, n):
         while True:
             e = min(s + ctx, total)
-            cond = {"start": torch.full((n,), offset + s, device=dev), "total": torch.full((n,), piece, device=dev)}
+            cond = {"start": torch.full((rows,), offset + s, device=dev),
+                    "total": torch.full((rows,), piece, device=dev)}
             if upper is not None:
                 cond["upper"] = upper[:, s // ratio:-(-e // ratio)].to(dev)
             if label is not None:
                 cond["label"] = label
-            canvas = Canvas(prior, n, x[:, s:e], generator, temperature, greedy, shape=(e - s,),
-                            order=torch.arange(e - s), head=head)
+            # the uniforms of n clips (both halves of a guided batch read the first n), as Canvas would draw them
+            u = None if greedy else get_uniform(None, (n, e - s, 1), generator=generator, device=dev).repeat(
+                rows // n, 1, 1)
+            canvas = Canvas(prior, rows, x[:, s:e], generator, temperature, greedy, shape=(e - s,),
+                            order=torch.arange(e - s), head=head, uniforms=u)
             tick = None if on_token is None else (lambda j, s0=s: on_token(s0 + j, total))
             x[:, s:e] = run_steps(prior, canvas, _counted(prior.steps(canvas, **cond), bar, drawn - s, tick))
             drawn = e
@@ -135,7 +155,33 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
                 break
             s += hop
     bar.close()
-    return x
+    return x[:n]
+
+
+class UpperGuided(Categorical):
+    """Upper-code guidance over a doubled batch ``params[2n, K]``: rows ``[0, n)`` are the clips under their
+    upper codes, rows ``[n, 2n)`` the same clips under those codes reversed in time. Both halves draw the same
+    token, from ``(1 + w) * params[:n] - w * params[n:]`` (then temperature, top-k, top-p as
+    :class:`~arsound.core.distributions.Categorical`), with the uniforms of the first half."""
+
+    def __init__(self, num_classes: int, weight: float, top_k: int | None = None, top_p: float | None = None) -> None:
+        super().__init__(num_classes, top_k=top_k, top_p=top_p)
+        self.weight = weight
+
+    def guided(self, params: Tensor) -> Tensor:
+        """``params[2n, K] -> logits[n, K]``."""
+        n = params.shape[0] // 2
+        true = params[:n].float()
+        return true + self.weight * (true - params[n:].float())
+
+    def sample(self, params, u=None, *, generator=None, temperature=1.0) -> Tensor:
+        v = super().sample(self.guided(params), None if u is None else u[:params.shape[0] // 2],
+                           generator=generator, temperature=temperature)
+        return torch.cat([v, v])
+
+    def mode(self, params: Tensor) -> Tensor:
+        v = super().mode(self.guided(params))
+        return torch.cat([v, v])
 
 
 class MusicGenerator(nn.Module):
@@ -170,6 +216,10 @@ class MusicGenerator(nn.Module):
             _per_level(tuple(config.temperature), levels, "config.temperature")
             for t in config.temperature:
                 check_temperature(t)
+        if config.guidance:
+            _per_level(tuple(config.guidance), levels, "config.guidance")
+            if not all(w >= 0 for w in config.guidance):
+                raise ValueError(f"config.guidance must be >= 0, got {tuple(config.guidance)}")
 
     @property
     def levels(self) -> list[int]:
@@ -180,6 +230,11 @@ class MusicGenerator(nn.Module):
     def temperatures(self) -> dict[int, float]:
         """The default sampling temperature of each level (``config.temperature``; 1 where it is empty)."""
         return dict(zip(self.levels, self.config.temperature or [1.0] * len(self.levels)))
+
+    @property
+    def guidances(self) -> dict[int, float]:
+        """The default upper-code guidance of each level (``config.guidance``; 0 where it is empty)."""
+        return dict(zip(self.levels, self.config.guidance or [0.0] * len(self.levels)))
 
     @property
     def device(self) -> torch.device:
@@ -193,12 +248,13 @@ class MusicGenerator(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     @classmethod
-    def assemble(cls, vqvae: VQVAE, priors, name: str = "", temperature: tuple[float, ...] = ()) -> "MusicGenerator":
-        """A hierarchy from a trained tokenizer and trained priors (their weights copied); ``temperature``: each
-        level's default, top first."""
+    def assemble(cls, vqvae: VQVAE, priors, name: str = "", temperature: tuple[float, ...] = (),
+                 guidance: tuple[float, ...] = ()) -> "MusicGenerator":
+        """A hierarchy from a trained tokenizer and trained priors (their weights copied); ``temperature``,
+        ``guidance``: each level's default, top first."""
         priors = list(priors)
         model = cls(MusicGeneratorConfig(tokenizer=vqvae.config, priors=tuple(p.config for p in priors), name=name,
-                                         temperature=tuple(temperature)))
+                                         temperature=tuple(temperature), guidance=tuple(guidance)))
         model.vqvae.load_state_dict(vqvae.state_dict())
         for p in priors:
             model.priors[str(p.config.level)].load_state_dict(p.state_dict())
@@ -250,7 +306,7 @@ class MusicGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
-                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, greedy: bool = False,
+                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, greedy: bool = False,
                  progress: bool = False, decode: bool = True, piece_seconds: float | None = None,
                  offset_seconds: float = 0.0,
                  on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
@@ -265,6 +321,9 @@ class MusicGenerator(nn.Module):
             or id for priors with labels; None draws one per clip from the seed (``Generated.instruments`` names
             them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first);
             temperature None: each level's default (:attr:`temperatures`, as the recipe chose them).
+            guidance: upper-code guidance weight (see the module docstring), one value or one per level sampled
+            (top first; the top level has no upper codes, so its value is unused); None: each level's default
+            (:attr:`guidances`).
             decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
             generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
             their decoding (None with decode=False), e.g. to play a preview.
@@ -286,8 +345,11 @@ class MusicGenerator(nn.Module):
         run = [lv for lv in levels if lv >= stop]
         if temperature is None:
             temperature = tuple(self.temperatures[lv] for lv in run)
+        if guidance is None:
+            guidance = tuple(self.guidances[lv] for lv in run)
         per = {name: _per_level(value, run, name) for name, value in
-               (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction))}
+               (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction),
+                ("guidance", guidance))}
         for t in per["temperature"].values():
             if not greedy:
                 check_temperature(t)
@@ -356,7 +418,7 @@ class MusicGenerator(nn.Module):
                                  top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
                                  generator=generator, progress=progress, desc=f"level {lv}",
                                  on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)),
-                                 offset=offsets[lv], piece=pieces[lv])
+                                 offset=offsets[lv], piece=pieces[lv], guidance=per["guidance"][lv])
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
@@ -432,4 +494,5 @@ def _per_level(value, levels: list[int], name: str) -> dict[int, object]:
     return {lv: value for lv in levels}
 
 
-__all__ = ["PRESETS", "Generated", "MusicGeneratorConfig", "MusicGenerator", "sample_level", "window_hop"]
+__all__ = ["PRESETS", "Generated", "MusicGeneratorConfig", "MusicGenerator", "UpperGuided", "sample_level",
+           "window_hop"]

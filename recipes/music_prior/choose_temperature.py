@@ -9,10 +9,17 @@ scored as ``evaluate.py`` scores music: the Frechet distance of log-mel frames a
 chroma distance and key clarity. The lowest Frechet distance wins. Then, with ``--top-temperatures``, the
 top prior's: ``--clips`` clips generated from nothing at each candidate (clip ``i`` asked for the instrument of
 validation clip ``i``, one seed per batch, as ``evaluate.py`` does; the upsamplers at the temperature just chosen),
-scored the same way; the lowest Frechet distance wins (without it the top prior keeps temperature 1). It prints
+scored the same way; the lowest Frechet distance wins (without it the top prior keeps its own temperature). It prints
 the tables and the ``assemble.py --temperature`` to use. Use 32 clips (the default): sweeps of 8 or 16 clips
 generated only one or two instruments and swung by tens of points from clip to clip (8 clips once picked 0.9
-at the top; 32 clips then measured 1.1 far better than 1.0: 32.0 vs 66.1).
+at the top; 32 clips then measured 1.1 far better than 1.0: 32.0 vs 66.1). ``--temperatures`` or
+``--top-temperatures`` given with no value keep the model's own.
+
+Then, with ``--guidances``, the upsamplers' upper-code guidance (``music/generator.py``) on ``--guidance-levels``
+(default: every upsampler): the top codes of ``--clips`` clips from nothing (instruments and seeds as above, the
+temperatures just chosen) are drawn once and upsampled under each weight with the same seeds, a paired
+comparison. Guidance is for pitch, so the rule is stated before the figures: among the weights whose Frechet
+distance is within one bootstrap standard deviation of the lowest, the highest key clarity wins.
 """
 from __future__ import annotations
 
@@ -41,9 +48,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default="music-chorales")
     p.add_argument("--clips", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
+    p.add_argument("--temperatures", type=float, nargs="*", default=[1.0, 0.9, 0.8, 0.7])
     p.add_argument("--top-temperatures", type=float, nargs="*", default=[],
                    help="also sweep the top prior's temperature over these (generation from nothing)")
+    p.add_argument("--guidances", type=float, nargs="*", default=[],
+                   help="also sweep the upsamplers' upper-code guidance over these weights (from nothing)")
+    p.add_argument("--guidance-levels", type=int, nargs="+", help="the levels guided (default: every upsampler)")
     p.add_argument("--root", default="data_cache")
     p.add_argument("--name", default="chorales")
     p.add_argument("--batch", type=int, default=8)
@@ -71,9 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
             wavs += [y.numpy() for y in res.audio]
         rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[T].items()), flush=True)
-    best = min(rows, key=lambda t: rows[t]["frechet"])
-    table(rows, best, "upsampler temperature")
-    top_rows, top_best = {}, 1.0
+    own = gen.temperatures
+    best = min(rows, key=lambda t: rows[t]["frechet"]) if rows else own[levels[-1]]
+    if rows:
+        table(rows, best, "upsampler temperature")
+    top_rows, top_best = {}, (own[top] if not args.top_temperatures else 1.0)
     plan = reference_instruments(gen, valid, real_ids, args.clips)
     for T in args.top_temperatures:
         t0, wavs = time.perf_counter(), []
@@ -86,21 +98,48 @@ def main(argv: list[str] | None = None) -> dict:
     if top_rows:
         top_best = min(top_rows, key=lambda t: top_rows[t]["frechet"])
         table(top_rows, top_best, f"top temperature (from nothing; upsamplers at {best:g})")
-    chosen = (top_best,) + (best,) * (len(levels) - 1)
+    chosen = (top_best,) + ((best,) * (len(levels) - 1) if rows else tuple(own[lv] for lv in levels[1:]))
     print(f"\nchosen: assemble.py ... --temperature {' '.join(f'{t:g}' for t in chosen)}")
+    guide_rows, guidance = {}, tuple(gen.guidances.values())
+    if args.guidances:
+        guided = args.guidance_levels or levels[1:]
+        codes = [None] * len(plan)
+        for inst, idx in instrument_batches(plan, args.batch):            # the top codes, drawn once
+            res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=top_best,
+                               stop_level=top, decode=False)
+            for j, i in enumerate(idx):
+                codes[i] = res.codes[top][j]
+        for w in args.guidances:
+            t0, wavs = time.perf_counter(), []
+            weights = tuple(w if lv in guided else 0.0 for lv in levels)
+            for b in range(0, len(codes), args.batch):
+                given = [torch.stack(codes[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
+                res = gen.generate(args.seconds, len(given[top]), seed=b, codes=given, temperature=chosen,
+                                   guidance=weights, progress=True)
+                wavs += [y.numpy() for y in res.audio]
+            guide_rows[w] = {**set_figures(wavs, sr, ref_frames, ref_chroma),
+                             "seconds": round(time.perf_counter() - t0, 1)}
+            print(f"guidance {w}: " + ", ".join(f"{k} {v:.3f}" for k, v in guide_rows[w].items()), flush=True)
+        low = min(guide_rows.values(), key=lambda r: r["frechet"])
+        near = [w for w, r in guide_rows.items() if r["frechet"] <= low["frechet"] + low["frechet_sd"]]
+        w_best = max(near, key=lambda w: guide_rows[w]["key_clarity"])
+        guidance = tuple(w_best if lv in guided else 0.0 for lv in levels)
+        table(guide_rows, w_best, f"guidance at levels {guided} (from nothing; the top at {top_best:g})")
+        print(f"chosen: assemble.py ... --guidance {' '.join(f'{w:g}' for w in guidance)}")
     result = {"model": args.model, "clips": len(tops), "reference_clips": len(real), "seconds": args.seconds,
               "sweep": {str(k): v for k, v in rows.items()}, "top_sweep": {str(k): v for k, v in top_rows.items()},
-              "chosen": list(chosen)}
+              "guidance_sweep": {str(k): v for k, v in guide_rows.items()},
+              "chosen": list(chosen), "chosen_guidance": list(guidance)}
     if args.out:
         write_json(args.out, result)
     return result
 
 
 def table(rows: dict, best: float, what: str) -> None:
-    print(f"\n| {what} | Frechet log-mel | chroma distance | key clarity |\n|---:|---:|---:|---:|")
+    print(f"\n| {what} | Frechet log-mel (± sd) | chroma distance | key clarity (± se) |\n|---:|---:|---:|---:|")
     for T, r in rows.items():
-        print(f"| {T:g}{' (chosen)' if T == best else ''} | {r['frechet']:.2f} | {r['chroma_tv']:.3f} | "
-              f"{r['key_clarity']:.3f} |")
+        print(f"| {T:g}{' (chosen)' if T == best else ''} | {r['frechet']:.2f} ± {r['frechet_sd']:.2f} | "
+              f"{r['chroma_tv']:.3f} | {r['key_clarity']:.3f} ± {r['key_clarity_se']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--name", default="chorales")
     p.add_argument("--temperature", type=float, nargs="+", metavar="T",
                    help="one, or one per level (top first); default: the model's own per level")
+    p.add_argument("--guidance", type=float, nargs="+", metavar="W",
+                   help="upper-code guidance, one or one per level (top first); default: the model's own per level")
     p.add_argument("--out", default="runs/music_eval")
     args = p.parse_args(argv)
     gen = load(args.model)
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
     temperature = (tuple(gen.temperatures.values()) if not args.temperature else
                    args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature))
+    guidance = (tuple(gen.guidances.values()) if not args.guidance else
+                args.guidance[0] if len(args.guidance) == 1 else tuple(args.guidance))
     # the real test clips' codes down to each upper level, the levels below sampled by the upsamplers: what the
     # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
                       for lv in range(len(gen.vqvae.hops))]
             t1 = time.perf_counter()
             res = gen.generate(args.seconds, len(codes_[upper]), seed=b, codes=codes_, temperature=temperature,
-                               progress=True)
+                               guidance=guidance, progress=True)
             up_s[upper] += time.perf_counter() - t1
             upsampled[upper] += [y.numpy() for y in res.audio]
     # generated: clip i asks for the instrument of real test clip i (the reference's mix), one seed per batch
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     for inst, idx in instrument_batches(reference_instruments(gen, test, real_ids, args.clips), args.batch):
         t1 = time.perf_counter()
         res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
-                           progress=True)
+                           guidance=guidance, progress=True)
         gen_s += time.perf_counter() - t1
         generated += [y.numpy() for y in res.audio]
         asked += [inst] * len(idx)
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc_gen = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in generated])) == np.array(asked))) \
         if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
+              "guidance": guidance,
               "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = {t: v for t, v, _ in targets}
     table = "\n".join(lines) + "\n"
     write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
-                                 f"{temperature}; {hardware()}; generation "
+                                 f"{temperature}, guidance {guidance}; {hardware()}; generation "
                                  f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
     write_json(out / "results.json", result)
     examples(out, sr, generated, asked, real)

@@ -357,3 +357,75 @@ def test_default_temperatures_are_the_configs(tmp_path):
         MusicGenerator(replace(plain.config, temperature=(1.0, 0.5)))
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         MusicGenerator(replace(plain.config, temperature=(1.0, 0.0, 0.5)))
+
+
+# ---- upper-code guidance ----------------------------------------------------------------------------------
+def test_upper_guided_head_draws_from_the_contrasted_logits():
+    """Both halves of a guided batch get the token the contrasted logits (1 + w) l - w l' give with the first
+    half's uniforms, through temperature and top-k / top-p as the plain head applies them."""
+    from arsound.music.generator import UpperGuided
+
+    g = torch.Generator().manual_seed(0)
+    params, u = torch.randn(6, K, generator=g) * 3, torch.rand(6, 1, generator=g)
+    for w, top_k, top_p in ((0.5, None, None), (2.0, 5, None), (1.0, None, 0.8)):
+        head = UpperGuided(K, w, top_k=top_k, top_p=top_p)
+        want = Categorical(K, top_k=top_k, top_p=top_p).sample((1 + w) * params[:3] - w * params[3:], u[:3],
+                                                               temperature=0.7)
+        assert torch.equal(head.sample(params, u, temperature=0.7), torch.cat([want, want]))
+        mode = ((1 + w) * params[:3] - w * params[3:]).argmax(-1)
+        assert torch.equal(head.mode(params), torch.cat([mode, mode]))
+    plain = Categorical(K).sample(params[:3], u[:3])                       # w = 0: the plain draw
+    assert torch.equal(UpperGuided(K, 0.0).sample(params, u)[:3], plain)
+
+
+def test_guidance_contrasts_each_window_with_the_upper_codes_reversed():
+    """With guidance an upsampler's window runs 2n rows: the clips under their upper codes, then under the whole
+    clip's upper codes reversed in time (sliced at the same window); the draws follow the true codes."""
+    gen = build()
+    log = with_rules(gen)
+    out = gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5)
+    want = expected_codes(gen.tokens(round(0.0571 * SR)), label=1)
+    for lv in (2, 1, 0):
+        assert torch.equal(out.codes[lv][0], want[lv]) and torch.equal(out.codes[lv][1], want[lv]), lv
+    for w in log:
+        if w["level"] == 2:
+            assert w["upper"] is None and len(w["label"]) == 2            # the top level has nothing to contrast
+            continue
+        full = out.codes[w["level"] + 1]
+        s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
+        assert torch.equal(w["upper"], torch.cat([full[:, s:e], full.flip(-1)[:, s:e]]))
+        assert (w["label"] == 1).all() and len(w["label"]) == 4
+
+
+def test_guidance_changes_only_the_upsampled_levels_and_is_repeatable(gen):
+    kw = dict(seconds=0.05, n=2, seed=3, instrument="organ", decode=False)
+    plain, guided = gen.generate(**kw).codes, gen.generate(**kw, guidance=2.0).codes
+    assert torch.equal(plain[2], guided[2]) and not torch.equal(plain[0], guided[0])
+    again = gen.generate(**kw, guidance=(0.0, 2.0, 2.0)).codes
+    assert all(torch.equal(guided[lv], again[lv]) for lv in (2, 1, 0))
+    zero = gen.generate(**kw, guidance=0.0).codes
+    assert all(torch.equal(plain[lv], zero[lv]) for lv in (2, 1, 0))
+    with pytest.raises(ValueError, match="guidance must be >= 0"):
+        gen.generate(**kw, guidance=-1.0)
+    with pytest.raises(ValueError, match="guidance: give one value or one per level"):
+        gen.generate(**kw, guidance=(1.0, 1.0))
+
+
+def test_default_guidance_is_the_configs(tmp_path):
+    from dataclasses import replace
+
+    plain = build()
+    assert plain.guidances == {2: 0.0, 1: 0.0, 0: 0.0}
+    tuned = MusicGenerator(replace(plain.config, guidance=(0.0, 1.0, 0.0)))
+    tuned.load_state_dict(plain.state_dict())
+    arsound.save_pretrained(tuned, tmp_path / "tuned")
+    tuned = arsound.load(tmp_path / "tuned")
+    assert tuned.guidances == {2: 0.0, 1: 1.0, 0: 0.0}
+    kw = dict(seconds=0.05, n=1, seed=1, instrument="piano", decode=False)
+    chosen = tuned.generate(**kw).codes
+    assert all(torch.equal(chosen[lv], tuned.generate(**kw, guidance=(0.0, 1.0, 0.0)).codes[lv]) for lv in (2, 1, 0))
+    assert not torch.equal(chosen[1], tuned.generate(**kw, guidance=0.0).codes[1])
+    with pytest.raises(ValueError, match="config.guidance: give one value or one per level"):
+        MusicGenerator(replace(plain.config, guidance=(1.0, 1.0)))
+    with pytest.raises(ValueError, match="config.guidance must be >= 0"):
+        MusicGenerator(replace(plain.config, guidance=(0.0, -1.0, 0.0)))

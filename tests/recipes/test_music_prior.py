@@ -104,7 +104,8 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     test = AudioDataset("chorales", "test", root=root)
     mix = [e["labels"]["instrument"] for e in test.items][:2]
     assert result["generated_instruments"] == {k: mix.count(k) for k in mix}      # the reference's own mix
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())["clips"] == 2
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["clips"] == 2 and saved["guidance"] == [0.0, 0.0]        # the model's own: none
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
     assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
 
@@ -119,7 +120,7 @@ def test_instrument_batches_group_by_instrument_within_the_batch_size():
 
 def test_choose_temperature_on_valid(saved_music, tmp_path):
     """The temperature sweeps on the validation split: every candidate scored, the lowest Frechet chosen; the top
-    level kept at 1 unless its own sweep is asked for."""
+    level keeps the model's own (here 1) unless its own sweep is asked for; then the guidance sweep."""
     from recipes.music_prior import choose_temperature
 
     root = tmp_path / "data"
@@ -135,3 +136,13 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     assert set(r["top_sweep"]) == {"1.0", "0.5"}
     top = min(r["top_sweep"], key=lambda t: r["top_sweep"][t]["frechet"])
     assert r["chosen"] == [float(top), 1.0] and r["top_sweep"]["1.0"] != r["top_sweep"]["0.5"]
+    # the guidance sweep at the model's own temperatures (no value: no temperature sweep): the weights whose
+    # Frechet distance is within one bootstrap sd of the lowest, then the highest key clarity
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+                                 "--temperatures", "--guidances", "0", "2", "--root", str(root)])
+    assert r["sweep"] == {} and r["top_sweep"] == {} and r["chosen"] == [1.0, 1.0]
+    g = r["guidance_sweep"]
+    assert set(g) == {"0.0", "2.0"} and g["0.0"]["frechet"] != g["2.0"]["frechet"]
+    low = min(g.values(), key=lambda f: f["frechet"])
+    near = [w for w in g if g[w]["frechet"] <= low["frechet"] + low["frechet_sd"]]
+    assert r["chosen_guidance"] == [0.0, float(max(near, key=lambda w: g[w]["key_clarity"]))]
