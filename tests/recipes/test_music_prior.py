@@ -44,9 +44,10 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     test_tokens = next((tmp_path / "tok").glob("chorales-*/test"))
     folder = assemble.main([str(tmp_path / "middle" / "model"), str(tmp_path / "top" / "model"), "-o",
                             str(tmp_path / "music"), "--tokenizer", str(saved_vqvae), "--name", "tiny",
-                            "--heldout", str(test_tokens), "--pieces", "1"])
+                            "--heldout", str(test_tokens), "--pieces", "1", "--guidance", "0", "0.5"])
     gen = load(folder)
     assert isinstance(gen, MusicGenerator) and gen.levels == [1, 0] and gen.config.name == "tiny"
+    assert gen.guidances == {1: 0.0, 0: 0.5} and gen.temperatures == {1: 1.0, 0: 1.0}
     assert gen.generate(0.05, instrument="piano").audio.shape == (1, 800)
     card = (folder / "README.md").read_text()
     assert "level 1 prior" in card
@@ -137,12 +138,16 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     top = min(r["top_sweep"], key=lambda t: r["top_sweep"][t]["frechet"])
     assert r["chosen"] == [float(top), 1.0] and r["top_sweep"]["1.0"] != r["top_sweep"]["0.5"]
     # the guidance sweep at the model's own temperatures (no value: no temperature sweep): the weights whose
-    # Frechet distance is within one bootstrap sd of the lowest, then the highest key clarity
+    # Frechet distance is within one bootstrap sd of the lowest and instrument accuracy within 0.1 of the best,
+    # then the highest key clarity
     r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
                                  "--temperatures", "--guidances", "0", "2", "--root", str(root)])
     assert r["sweep"] == {} and r["top_sweep"] == {} and r["chosen"] == [1.0, 1.0]
     g = r["guidance_sweep"]
     assert set(g) == {"0.0", "2.0"} and g["0.0"]["frechet"] != g["2.0"]["frechet"]
     low = min(g.values(), key=lambda f: f["frechet"])
-    near = [w for w in g if g[w]["frechet"] <= low["frechet"] + low["frechet_sd"]]
+    keeps = max(f["instrument_accuracy"] for f in g.values()) - 0.1
+    close = [w for w in g if g[w]["frechet"] <= low["frechet"] + low["frechet_sd"]]
+    near = [w for w in close if g[w]["instrument_accuracy"] >= keeps - 1e-9] or close
+    assert all(0 <= f["instrument_accuracy"] <= 1 for f in g.values())
     assert r["chosen_guidance"] == [0.0, float(max(near, key=lambda w: g[w]["key_clarity"]))]
