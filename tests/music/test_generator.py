@@ -332,17 +332,24 @@ def test_no_instrument_draws_one_per_clip_from_the_seed(gen):
         assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0)), (i, name)
 
 
+def saved_with(tmp_path, **fields) -> tuple[MusicGenerator, MusicGenerator]:
+    """A debug hierarchy, and the same weights with config ``fields`` set, saved and loaded again."""
+    from dataclasses import replace
+
+    plain = build()
+    tuned = MusicGenerator(replace(plain.config, **fields))
+    tuned.load_state_dict(plain.state_dict())
+    arsound.save_pretrained(tuned, tmp_path / "tuned")
+    return plain, arsound.load(tmp_path / "tuned")
+
+
 def test_default_temperatures_are_the_configs(tmp_path):
     """A hierarchy saved with per-level temperatures samples with them when none is asked for (and 1 everywhere
     without); a wrong count or value is refused when it is built."""
     from dataclasses import replace
 
-    plain = build()
+    plain, tuned = saved_with(tmp_path, temperature=(1.0, 0.5, 0.5))
     assert plain.temperatures == {2: 1.0, 1: 1.0, 0: 1.0}
-    tuned = MusicGenerator(replace(plain.config, temperature=(1.0, 0.5, 0.5)))
-    tuned.load_state_dict(plain.state_dict())
-    arsound.save_pretrained(tuned, tmp_path / "tuned")
-    tuned = arsound.load(tmp_path / "tuned")
     assert tuned.temperatures == {2: 1.0, 1: 0.5, 0: 0.5}
     kw = dict(seconds=0.05, n=2, seed=4, instrument="organ", decode=False)
     chosen = tuned.generate(**kw).codes
@@ -414,12 +421,8 @@ def test_guidance_changes_only_the_upsampled_levels_and_is_repeatable(gen):
 def test_default_guidance_is_the_configs(tmp_path):
     from dataclasses import replace
 
-    plain = build()
+    plain, tuned = saved_with(tmp_path, guidance=(0.0, 1.0, 0.0))
     assert plain.guidances == {2: 0.0, 1: 0.0, 0: 0.0}
-    tuned = MusicGenerator(replace(plain.config, guidance=(0.0, 1.0, 0.0)))
-    tuned.load_state_dict(plain.state_dict())
-    arsound.save_pretrained(tuned, tmp_path / "tuned")
-    tuned = arsound.load(tmp_path / "tuned")
     assert tuned.guidances == {2: 0.0, 1: 1.0, 0: 0.0}
     kw = dict(seconds=0.05, n=1, seed=1, instrument="piano", decode=False)
     chosen = tuned.generate(**kw).codes
