@@ -18,7 +18,9 @@ window then at its own prior's context.
    key of every layer) would hold.
 2. The whole hierarchy at the preset's own context: ``--seconds`` of music from nothing, at each batch size:
    seconds per level, real-time factor (compute seconds per second of audio) per stream and in aggregate
-   (``batch x seconds`` of audio), and the time to a top-level preview.
+   (``batch x seconds`` of audio), and the time to a top-level preview. With the model's own sampling settings
+   (its upper-code guidance included); ``--unguided`` also times each batch without guidance, side by side, and
+   prints guided / unguided.
 The header names the device, CPU, threads and load average: other processes on the machine slow it down.
 """
 from __future__ import annotations
@@ -149,10 +151,18 @@ def whole(args, device, dtype) -> list[dict]:
         row = dict(batch=n, seconds=args.seconds, wall=wall, rtf_stream=wall / args.seconds,
                    rtf_aggregate=wall / (n * args.seconds), preview=out.seconds[gen.levels[0]],
                    **{f"level{lv}": s for lv, s in out.seconds.items()})
+        extra = ""
+        if args.unguided:
+            t0 = time.perf_counter()
+            plain = gen.generate(args.seconds, n, seed=0, instrument=instrument, guidance=0.0)
+            _sync(device)
+            row.update(unguided_wall=time.perf_counter() - t0,
+                       **{f"unguided_level{lv}": s for lv, s in plain.seconds.items()})
+            extra = f" {row['unguided_wall']:.1f} | {wall / row['unguided_wall']:.2f} |"
         rows.append(row)
         levels = " | ".join(f"{out.seconds[lv]:.1f}" for lv in gen.levels)
         print(f"| {n} | {args.seconds:g} | {levels} | {wall:.1f} | {row['rtf_stream']:.2f} | "
-              f"{row['rtf_aggregate']:.2f} |", flush=True)
+              f"{row['rtf_aggregate']:.2f} |{extra}", flush=True)
     return rows
 
 
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--skip-levels", action="store_true", help="only the whole-hierarchy table")
+    p.add_argument("--unguided", action="store_true", help="also time the hierarchy without upper-code guidance")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -186,9 +197,13 @@ def main(argv: list[str] | None = None) -> dict:
     config = build(args, device, dtype).config if args.model else MusicGeneratorConfig.from_preset(args.preset)
     priors = sorted(config.priors, key=lambda c: -c.level)                      # top first, as generated
     contexts = ", ".join(f"level {c.level}: context {c.context}" for c in priors)
-    print(f"\n2. the whole hierarchy ({contexts}; hop fraction 0.5), {args.seconds:g} s per clip from nothing\n\n"
-          f"| batch | seconds | {' | '.join(f'level {c.level} (s)' for c in priors)} | total (s) | RTF per stream "
-          f"| RTF aggregate |\n|---:|---:|{'---:|' * len(priors)}---:|---:|---:|", flush=True)
+    guidance = ", ".join(f"{w:g}" for w in (config.guidance or [0.0] * len(priors)))
+    levels = " | ".join(f"level {c.level} (s)" for c in priors)
+    print(f"\n2. the whole hierarchy ({contexts}; hop fraction 0.5; guidance {guidance}), {args.seconds:g} s per clip "
+          f"from nothing\n\n| batch | seconds | {levels} | total (s) | RTF per stream | RTF aggregate |"
+          + (" unguided total (s) | guided / unguided |" if args.unguided else "")
+          + f"\n|---:|---:|{'---:|' * len(priors)}---:|---:|---:|" + ("---:|---:|" if args.unguided else ""),
+          flush=True)
     result["whole"] = whole(args, device, dtype)
     print(f"\nload average at the end {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return result
