@@ -21,8 +21,9 @@ temperatures just chosen) are drawn once and upsampled under each weight with th
 comparison, scored as above and by ``evaluate.py``'s instrument classifier (trained on the training clips).
 Guidance is for pitch, and it must keep the sound: among the weights whose Frechet distance is within one
 bootstrap standard deviation of the lowest and whose instrument accuracy is within 0.1 of the best, the highest
-key clarity wins. (The first rule had only the Frechet condition; it chose 0.5, which on both splits turned most
-organ clips into strings for the classifier, so the instrument condition was added and 0 kept.)
+key clarity wins. (The first rule had only the Frechet condition; it chose 0.5 from 0 / 0.5 / 1, which on both
+splits turned most organ clips into strings for the classifier, so the instrument condition was added, and with
+0.25 among the candidates the sweep chose 0.25.)
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from arsound.core.files import write_json  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
 from arsound.data.clips import heldout_files  # noqa: E402
 from arsound.music.generator import MusicGenerator  # noqa: E402
-from recipes.music_prior.evaluate import (clip_features, instrument_batches, instrument_classifier,  # noqa: E402
+from recipes.music_prior.evaluate import (instrument_accuracy, instrument_batches, instrument_classifier,  # noqa: E402
                                           reference_instruments, set_figures)
 
 
@@ -86,23 +87,24 @@ def main(argv: list[str] | None = None) -> dict:
         rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[T].items()), flush=True)
     own = gen.temperatures
-    best = min(rows, key=lambda t: rows[t]["frechet"]) if rows else own[levels[-1]]
     if rows:
+        best = min(rows, key=lambda t: rows[t]["frechet"])
         table(rows, best, "upsampler temperature")
+    below = (best,) * (len(levels) - 1) if rows else tuple(own[lv] for lv in levels[1:])
     top_rows, top_best = {}, (own[top] if not args.top_temperatures else 1.0)
     plan = reference_instruments(gen, valid, real_ids, args.clips)
     for T in args.top_temperatures:
         t0, wavs = time.perf_counter(), []
         for inst, idx in instrument_batches(plan, args.batch):
             res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst,
-                               temperature=(T,) + (best,) * (len(levels) - 1), progress=True)
+                               temperature=(T,) + below, progress=True)
             wavs += [y.numpy() for y in res.audio]
         top_rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"top T {T}: " + ", ".join(f"{k} {v:.3f}" for k, v in top_rows[T].items()), flush=True)
     if top_rows:
         top_best = min(top_rows, key=lambda t: top_rows[t]["frechet"])
-        table(top_rows, top_best, f"top temperature (from nothing; upsamplers at {best:g})")
-    chosen = (top_best,) + ((best,) * (len(levels) - 1) if rows else tuple(own[lv] for lv in levels[1:]))
+        table(top_rows, top_best, f"top temperature (from nothing; upsamplers at {', '.join(f'{t:g}' for t in below)})")
+    chosen = (top_best,) + below
     print(f"\nchosen: assemble.py ... --temperature {' '.join(f'{t:g}' for t in chosen)}")
     guide_rows, guidance = {}, tuple(gen.guidances.values())
     if args.guidances:
@@ -123,8 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
                 res = gen.generate(args.seconds, len(given[top]), seed=b, codes=given, temperature=chosen,
                                    guidance=weights, progress=True)
                 wavs += [y.numpy() for y in res.audio]
-            acc = float(np.mean(clf.predict(np.stack([clip_features(y, sr) for y in wavs])) == np.array(plan))) \
-                if clf is not None else 1.0
+            acc = instrument_accuracy(clf, wavs, sr, plan) if clf is not None else 1.0
             guide_rows[w] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "instrument_accuracy": acc,
                              "seconds": round(time.perf_counter() - t0, 1)}
             print(f"guidance {w}: " + ", ".join(f"{k} {v:.3f}" for k, v in guide_rows[w].items()), flush=True)

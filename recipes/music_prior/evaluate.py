@@ -65,6 +65,16 @@ def instrument_classifier(ds: AudioDataset, seconds: float):
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
 
 
+def instrument_accuracy(clf, wavs: list[np.ndarray], sr: int, labels) -> float:
+    """The share of ``wavs`` that :func:`instrument_classifier`'s ``clf`` labels as ``labels`` says."""
+    return float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in wavs])) == np.array(labels)))
+
+
+def given_or_own(values: list[float] | None, own: dict[int, float]):
+    """A per-level setting from the command line: one value, one per level (a tuple), or the model's own."""
+    return tuple(own.values()) if not values else values[0] if len(values) == 1 else tuple(values)
+
+
 def set_figures(wavs: list[np.ndarray], sr: int, ref_frames: np.ndarray, ref_chroma: np.ndarray) -> dict:
     """The figures of one set of clips against the reference's log-mel frames and mean chroma, with error bars."""
     frames = [logmel_frames(w, sr) for w in wavs]
@@ -132,10 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     bigram_wavs = [y.numpy() for y in gen.decode(codes, 0, samples)]
     rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
-    temperature = (tuple(gen.temperatures.values()) if not args.temperature else
-                   args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature))
-    guidance = (tuple(gen.guidances.values()) if not args.guidance else
-                args.guidance[0] if len(args.guidance) == 1 else tuple(args.guidance))
+    temperature, guidance = given_or_own(args.temperature, gen.temperatures), given_or_own(args.guidance, gen.guidances)
     # the real test clips' codes down to each upper level, the levels below sampled by the upsamplers: what the
     # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
@@ -168,10 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
             "bigram tokens (level 0)": bigram_wavs, "noise": noise}
     rows = {name: set_figures(w, sr, ref_frames, ref_chroma) for name, w in sets.items()}
     clf = instrument_classifier(train, args.seconds)
-    acc_real = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in real])) ==
-                             np.array([instrument_of[i] for i in real_ids])))
-    acc_gen = float(np.mean(clf.predict(np.stack([clip_features(w, sr) for w in generated])) == np.array(asked))) \
-        if names != [None] else float("nan")
+    acc_real = instrument_accuracy(clf, real, sr, [instrument_of[i] for i in real_ids])
+    acc_gen = instrument_accuracy(clf, generated, sr, asked) if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
               "guidance": guidance,
               "hardware": hardware(),
