@@ -318,10 +318,11 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
     return model.to(device).eval()
 
 
-def warm_start(model: nn.Module, source: str | Path, ignore: tuple[str, ...] = ("temperature",)) -> None:
+def warm_start(model: nn.Module, source: str | Path,
+               ignore: tuple[str, ...] = ("temperature", "cond_dropout")) -> None:
     """Copy the weights of the saved model ``source`` (folder or registry name) into ``model`` (fine-tuning or
     a new schedule on trained weights: the optimizer, schedule and EMA start fresh). Class and config must
-    match, but for the config fields in ``ignore`` (settings of sampling, not of the weights)."""
+    match, but for the config fields in ``ignore`` (settings of sampling or training, not of the weights)."""
     src = load(source)
     a, b = (dataclasses.asdict(m.config) if dataclasses.is_dataclass(getattr(m, "config", None)) else {}
             for m in (src, model))

@@ -16,10 +16,11 @@ A request of ``S`` samples takes ``ceil(S / top hop)`` top tokens, ``ratio`` tim
 the decoded audio is cut to ``S`` samples. The same seed gives the same clips; ``n`` clips run as one batch.
 
 Upper-code guidance (``guidance`` w > 0, upsamplers only; :class:`UpperGuided`): each step of an upsampler also
-runs its clips under their upper codes reversed in time (the same codes and timbre, at the wrong moments) and
-draws from ``(1 + w) * logits(upper) - w * logits(reversed)``, the classifier-free guidance of Ho and Salimans
-(2022) with that contrast in place of an unconditional branch: the finer level follows the notes the upper level
-says now. It doubles that level's batch.
+runs its clips under a contrast and draws from ``(1 + w) * logits(upper) - w * logits(contrast)``, the
+classifier-free guidance of Ho and Salimans (2022). The contrast (``contrast``): ``"dropped"``, no upper codes at
+all (the true unconditional branch, for an upsampler trained with ``cond_dropout > 0``), or ``"reversed"``, the
+clips' upper codes reversed in time (the same codes and timbre at the wrong moments; any upsampler): either way the
+finer level follows what the upper level says now. It doubles that level's batch.
 
 Letters: n clips, T_l tokens at level l, S samples.
 """
@@ -46,6 +47,7 @@ from .prior import TokenPrior, TokenPriorConfig
 
 
 PRESETS = ("debug", "small")
+CONTRASTS = ("reversed", "dropped")
 
 
 @dataclass
@@ -99,7 +101,7 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
                  generator: torch.Generator | None = None, progress: bool = False, desc: str = "level",
                  on_token: Callable[[int, int], None] | None = None, offset: int = 0,
-                 piece: int | None = None, guidance: float = 0.0) -> Tensor:
+                 piece: int | None = None, guidance: float = 0.0, contrast: str = "reversed") -> Tensor:
     """``total`` tokens of one level for ``n`` clips, window by window: ``LongTensor[n, total]``.
 
     prior: anything with ``config.context`` (and ``config.ratio``, ``config.upper_vocab``, ``config.num_labels``),
@@ -111,6 +113,8 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
     offset, piece: for priors with timing conditioning, the clip starts ``offset`` tokens into a piece of ``piece``
         tokens (default: the clip is the whole piece, ``offset`` 0 and ``piece`` = ``total``).
     guidance: upper-code guidance weight ``w >= 0`` (:class:`UpperGuided`; with ``upper`` only, 0: off).
+    contrast: what guidance contrasts the upper codes with: ``"reversed"`` (them reversed in time) or ``"dropped"``
+        (none; a prior trained with ``cond_dropout > 0``).
     """
     cfg = prior.config
     piece = total if piece is None else piece
@@ -123,14 +127,17 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
         raise ValueError(f"{total} tokens need {total // ratio} upper codes at ratio {ratio}, got {upper.shape[1]}")
     if not guidance >= 0:
         raise ValueError(f"guidance must be >= 0, got {guidance}")
+    if contrast not in CONTRASTS:
+        raise ValueError(f"unknown guidance contrast '{contrast}'; choose from {CONTRASTS}")
     hop = window_hop(ctx, hop_fraction, ratio)
     dev = prior.device
     x = torch.full((n, total), -1, dtype=torch.long, device=dev) if known is None else known.to(dev).clone()
     head = Categorical(cfg.vocab, top_k=top_k, top_p=top_p) if (top_k or top_p) else None
     rows = n
-    if guidance and upper is not None:          # rows n..2n-1: the same clips under their upper codes reversed
+    if guidance and upper is not None:          # rows n..2n-1: the same clips under the contrast
         rows, head = 2 * n, UpperGuided(cfg.vocab, guidance, top_k=top_k, top_p=top_p)
-        x, upper = torch.cat([x, x]), torch.cat([upper, upper.flip(-1)])
+        x = torch.cat([x, x])
+        upper = torch.cat([upper, upper.flip(-1) if contrast == "reversed" else torch.full_like(upper, -1)])
         label = None if label is None else label.expand(n).repeat(2)
     bar = tqdm(total=total, desc=desc, unit="token", disable=not progress, dynamic_ncols=True)
     s = drawn = 0                                                    # drawn: positions finished so far
@@ -160,8 +167,8 @@ def sample_level(prior, total: int, n: int, *, known: Tensor | None = None, uppe
 
 class UpperGuided(Categorical):
     """Upper-code guidance over a doubled batch ``params[2n, K]``: rows ``[0, n)`` are the clips under their
-    upper codes, rows ``[n, 2n)`` the same clips under those codes reversed in time. Both halves draw the same
-    token, from ``(1 + w) * params[:n] - w * params[n:]`` (then temperature, top-k, top-p as
+    upper codes, rows ``[n, 2n)`` the same clips under the contrast (their codes reversed in time, or none). Both
+    halves draw the same token, from ``(1 + w) * params[:n] - w * params[n:]`` (then temperature, top-k, top-p as
     :class:`~arsound.core.distributions.Categorical`), with the uniforms of the first half."""
 
     def __init__(self, num_classes: int, weight: float, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -237,6 +244,12 @@ class MusicGenerator(nn.Module):
         return dict(zip(self.levels, self.config.guidance or [0.0] * len(self.levels)))
 
     @property
+    def contrasts(self) -> dict[int, str]:
+        """The guidance contrast of each level: ``"dropped"`` where the prior learned to go without its upper
+        codes (``cond_dropout > 0``), ``"reversed"`` elsewhere."""
+        return {lv: "dropped" if self.priors[str(lv)].config.cond_dropout else "reversed" for lv in self.levels}
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -306,7 +319,8 @@ class MusicGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
-                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, greedy: bool = False,
+                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, contrast=None,
+                 greedy: bool = False,
                  progress: bool = False, decode: bool = True, piece_seconds: float | None = None,
                  offset_seconds: float = 0.0,
                  on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
@@ -323,7 +337,9 @@ class MusicGenerator(nn.Module):
             temperature None: each level's default (:attr:`temperatures`, as the recipe chose them).
             guidance: upper-code guidance weight (see the module docstring), one value or one per level sampled
             (top first; the top level has no upper codes, so its value is unused); None: each level's default
-            (:attr:`guidances`).
+            (:attr:`guidances`). contrast: what guidance contrasts with (``"dropped"`` or ``"reversed"``, see the
+            module docstring), one value or one per level; None: ``"dropped"`` for an upsampler trained with
+            ``cond_dropout > 0``, ``"reversed"`` for the others.
             decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
             generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
             their decoding (None with decode=False), e.g. to play a preview.
@@ -347,12 +363,21 @@ class MusicGenerator(nn.Module):
             temperature = tuple(self.temperatures[lv] for lv in run)
         if guidance is None:
             guidance = tuple(self.guidances[lv] for lv in run)
+        if contrast is None:
+            contrast = tuple(self.contrasts[lv] for lv in run)
         per = {name: _per_level(value, run, name) for name, value in
                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction),
-                ("guidance", guidance))}
+                ("guidance", guidance), ("contrast", contrast))}
         for t in per["temperature"].values():
             if not greedy:
                 check_temperature(t)
+        for lv, c in per["contrast"].items():
+            if c not in CONTRASTS:
+                raise ValueError(f"unknown guidance contrast '{c}'; choose from {CONTRASTS}")
+            if c == "dropped" and per["guidance"][lv] and lv != levels[0] and \
+                    not self.priors[str(lv)].config.cond_dropout:
+                raise ValueError(f"the level-{lv} upsampler never learned to go without its upper codes "
+                                 "(cond_dropout 0): guide it with contrast 'reversed'")
         dev = self.device
         given = {}
         if prompt is not None:
@@ -418,7 +443,8 @@ class MusicGenerator(nn.Module):
                                  top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
                                  generator=generator, progress=progress, desc=f"level {lv}",
                                  on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)),
-                                 offset=offsets[lv], piece=pieces[lv], guidance=per["guidance"][lv])
+                                 offset=offsets[lv], piece=pieces[lv], guidance=per["guidance"][lv],
+                                 contrast=per["contrast"][lv])
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
@@ -494,5 +520,5 @@ def _per_level(value, levels: list[int], name: str) -> dict[int, object]:
     return {lv: value for lv in levels}
 
 
-__all__ = ["PRESETS", "Generated", "MusicGeneratorConfig", "MusicGenerator", "UpperGuided", "sample_level",
+__all__ = ["CONTRASTS", "PRESETS", "Generated", "MusicGeneratorConfig", "MusicGenerator", "UpperGuided", "sample_level",
            "window_hop"]

@@ -16,7 +16,9 @@ Conditioning (keyword arguments of ``forward``, ``log_prob``, ``sample``):
 - ``start``, ``total``: ``LongTensor[B]``, the window's first token and the piece's length in tokens
   (``config.timing``): position ``p`` of the window gets the bin of ``(start + p) / total``;
 - ``upper``: ``LongTensor[B, T / ratio]`` codes of the level above covering the window
-  (``config.upper_vocab > 0``).
+  (``config.upper_vocab > 0``); a row of ``-1`` drops them for that window (the conditioner adds nothing), which
+  a prior trained with ``config.cond_dropout > 0`` has learned: in training each window's upper codes are
+  dropped so with that probability (classifier-free guidance, Ho and Salimans 2022).
 
 Cached sampling runs through the shared engine (``core.model``): inside ``streaming()`` each token is one step
 through the blocks, each attention layer keeping only the keys its pattern reads; a prompt that is a prefix
@@ -61,6 +63,9 @@ class TokenPriorConfig:
     cond_depth: int = 3                       # dilated residual blocks of the upper conditioner
     cond_dilation_growth: int = 3
     level: int = 0                            # the tokenizer level it models (checked by the generator)
+    cond_dropout: float = 0.0                 # training: drop a window's upper codes with this probability, so
+                                              # the upsampler also learns its level without them (the
+                                              # unconditional branch of classifier-free guidance)
 
 
 class DilatedStack(nn.Module):
@@ -116,6 +121,8 @@ class TokenPrior(ARModel):
             raise ValueError(f"context {cfg.context} must be a multiple of block {cfg.block}")
         if cfg.upper_vocab and (cfg.ratio < 1 or cfg.context % cfg.ratio):
             raise ValueError(f"context {cfg.context} must be a multiple of the hop ratio {cfg.ratio}")
+        if not 0 <= cfg.cond_dropout < 1 or (cfg.cond_dropout and not cfg.upper_vocab):
+            raise ValueError(f"cond_dropout must be in [0, 1) and needs upper codes, got {cfg.cond_dropout}")
         self.head = Categorical(cfg.vocab)
         D = cfg.dim
         self.tok_emb = nn.Embedding(cfg.vocab, D)
@@ -174,9 +181,17 @@ class TokenPrior(ARModel):
             need = -(-T // cfg.ratio)
             if upper.ndim != 2 or upper.shape[1] != need:
                 raise ValueError(f"a window of {T} tokens needs upper codes [B, {need}], got {tuple(upper.shape)}")
-            if upper.numel() and (int(upper.min()) < 0 or int(upper.max()) >= cfg.upper_vocab):
-                raise ValueError(f"upper codes must lie in [0, {cfg.upper_vocab})")
-            h = h + self.upper(upper)[:, :T]
+            dropped = (upper == -1).all(1) if need else torch.zeros(len(upper), dtype=torch.bool, device=dev)
+            if dropped.any() and not cfg.cond_dropout:
+                raise ValueError("this prior never learned to go without its upper codes (cond_dropout 0); "
+                                 "give every window its codes")
+            kept = upper[~dropped]
+            if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= cfg.upper_vocab):
+                raise ValueError(f"upper codes must lie in [0, {cfg.upper_vocab}) (or a whole row -1: dropped)")
+            if self.training and cfg.cond_dropout:
+                dropped = dropped | (torch.rand(len(upper), device=dev) < cfg.cond_dropout)
+            c = self.upper(upper.clamp_min(0))[:, :T]
+            h = h + (c * ~dropped[:, None, None] if dropped.any() else c)
         return h
 
     # ---- network ----------------------------------------------------------------------------------

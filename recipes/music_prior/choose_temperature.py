@@ -43,7 +43,7 @@ from arsound.core.checkpoint import load  # noqa: E402
 from arsound.core.files import write_json  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
 from arsound.data.clips import heldout_files  # noqa: E402
-from arsound.music.generator import MusicGenerator  # noqa: E402
+from arsound.music.generator import CONTRASTS, MusicGenerator  # noqa: E402
 from recipes.music_prior.evaluate import (instrument_accuracy, instrument_batches, instrument_classifier,  # noqa: E402
                                           reference_instruments, set_figures)
 
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--guidances", type=float, nargs="*", default=[],
                    help="also sweep the upsamplers' upper-code guidance over these weights (from nothing)")
     p.add_argument("--guidance-levels", type=int, nargs="+", help="the levels guided (default: every upsampler)")
+    p.add_argument("--contrast", choices=CONTRASTS,
+                   help="what guidance contrasts with (default: each upsampler's own, music/generator.py)")
     p.add_argument("--root", default="data_cache")
     p.add_argument("--name", default="chorales")
     p.add_argument("--batch", type=int, default=8)
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
             for b in range(0, len(codes), args.batch):
                 given = [torch.stack(codes[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
                 res = gen.generate(args.seconds, len(given[top]), seed=b, codes=given, temperature=chosen,
-                                   guidance=weights, progress=True)
+                                   guidance=weights, contrast=args.contrast, progress=True)
                 wavs += [y.numpy() for y in res.audio]
             acc = instrument_accuracy(clf, wavs, sr, plan) if clf is not None else 1.0
             guide_rows[w] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "instrument_accuracy": acc,
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"model": args.model, "clips": len(tops), "reference_clips": len(real), "seconds": args.seconds,
               "sweep": {str(k): v for k, v in rows.items()}, "top_sweep": {str(k): v for k, v in top_rows.items()},
               "guidance_sweep": {str(k): v for k, v in guide_rows.items()},
-              "chosen": list(chosen), "chosen_guidance": list(guidance)}
+              "chosen": list(chosen), "chosen_guidance": list(guidance),
+              "contrast": args.contrast or {str(k): v for k, v in gen.contrasts.items()}}
     if args.out:
         write_json(args.out, result)
     return result

@@ -42,7 +42,7 @@ from arsound.core.checkpoint import hardware, load, weights_id  # noqa: E402
 from arsound.core.files import write_json, write_text  # noqa: E402
 from arsound.data.audio import AudioDataset  # noqa: E402
 from arsound.data.clips import heldout_files  # noqa: E402
-from arsound.music.generator import MusicGenerator  # noqa: E402
+from arsound.music.generator import CONTRASTS, MusicGenerator  # noqa: E402
 from arsound.music.ngram import Bigram  # noqa: E402
 from arsound.music.tokens import TokenSet  # noqa: E402
 
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="one, or one per level (top first); default: the model's own per level")
     p.add_argument("--guidance", type=float, nargs="+", metavar="W",
                    help="upper-code guidance, one or one per level (top first); default: the model's own per level")
+    p.add_argument("--contrast", choices=CONTRASTS,
+                   help="what guidance contrasts with (default: each upsampler's own, music/generator.py)")
     p.add_argument("--out", default="runs/music_eval")
     args = p.parse_args(argv)
     gen = load(args.model)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
                       for lv in range(len(gen.vqvae.hops))]
             t1 = time.perf_counter()
             res = gen.generate(args.seconds, len(codes_[upper]), seed=b, codes=codes_, temperature=temperature,
-                               guidance=guidance, progress=True)
+                               guidance=guidance, contrast=args.contrast, progress=True)
             up_s[upper] += time.perf_counter() - t1
             upsampled[upper] += [y.numpy() for y in res.audio]
     # generated: clip i asks for the instrument of real test clip i (the reference's mix), one seed per batch
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     for inst, idx in instrument_batches(reference_instruments(gen, test, real_ids, args.clips), args.batch):
         t1 = time.perf_counter()
         res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
-                           guidance=guidance, progress=True)
+                           guidance=guidance, contrast=args.contrast, progress=True)
         gen_s += time.perf_counter() - t1
         generated += [y.numpy() for y in res.audio]
         asked += [inst] * len(idx)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc_real = instrument_accuracy(clf, real, sr, [instrument_of[i] for i in real_ids])
     acc_gen = instrument_accuracy(clf, generated, sr, asked) if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
-              "guidance": guidance,
+              "guidance": guidance, "contrast": args.contrast or gen.contrasts,
               "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = {t: v for t, v, _ in targets}
     table = "\n".join(lines) + "\n"
     write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
-                                 f"{temperature}, guidance {guidance}; {hardware()}; generation "
+                                 f"{temperature}, guidance {guidance} ({args.contrast or 'own'} contrast); "
+                                 f"{hardware()}; generation "
                                  f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
     write_json(out / "results.json", result)
     examples(out, sr, generated, asked, real)

@@ -29,17 +29,18 @@ def tokenizer_config() -> VQVAEConfig:
                        quantizer=QuantizerConfig(num_codes=K, dim=8), stft_ffts=(256, 128))
 
 
-def prior_configs(labels=("organ", "piano", "strings")) -> tuple[TokenPriorConfig, ...]:
+def prior_configs(labels=("organ", "piano", "strings"), cond_dropout=0.0) -> tuple[TokenPriorConfig, ...]:
     return tuple(TokenPriorConfig(vocab=K, context=CTX[lv], dim=16, layers=3, heads=2, block=4, level=lv,
                                   num_labels=len(labels), label_names=tuple(labels), timing=True, timing_bins=4,
-                                  upper_vocab=0 if lv == 2 else K, ratio=4, cond_depth=2) for lv in (2, 1, 0))
+                                  upper_vocab=0 if lv == 2 else K, ratio=4, cond_depth=2,
+                                  cond_dropout=0.0 if lv == 2 else cond_dropout) for lv in (2, 1, 0))
 
 
-def build(seed: int = 0, labels=("organ", "piano", "strings")) -> MusicGenerator:
+def build(seed: int = 0, labels=("organ", "piano", "strings"), cond_dropout=0.0) -> MusicGenerator:
     from arsound.music.generator import MusicGeneratorConfig
 
     torch.manual_seed(seed)
-    gen = MusicGenerator(MusicGeneratorConfig(tokenizer=tokenizer_config(), priors=prior_configs(labels),
+    gen = MusicGenerator(MusicGeneratorConfig(tokenizer=tokenizer_config(), priors=prior_configs(labels, cond_dropout),
                                               name="test-tokenizer"))
     with torch.no_grad():  # livelier than the initialization, so that different draws differ
         for p in gen.priors.parameters():
@@ -402,6 +403,44 @@ def test_guidance_contrasts_each_window_with_the_upper_codes_reversed():
         s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
         assert torch.equal(w["upper"], torch.cat([full[:, s:e], full.flip(-1)[:, s:e]]))
         assert (w["label"] == 1).all() and len(w["label"]) == 4
+
+
+def test_dropped_contrast_runs_the_second_half_without_upper_codes():
+    """Upsamplers trained with condition dropout are guided against no upper codes by default (rows of -1 in the
+    second half of each window); "reversed" still takes the reversed codes; the draws follow the true codes."""
+    gen = build(cond_dropout=0.2)
+    assert gen.contrasts == {2: "reversed", 1: "dropped", 0: "dropped"}
+    log = with_rules(gen)
+    out = gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5)
+    want = expected_codes(gen.tokens(round(0.0571 * SR)), label=1)
+    assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0) for i in (0, 1))
+    windows = [w for w in log if w["level"] < 2]
+    assert windows
+    for w in windows:
+        full = out.codes[w["level"] + 1]
+        s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
+        assert torch.equal(w["upper"], torch.cat([full[:, s:e], torch.full_like(full[:, s:e], -1)]))
+    log.clear()
+    gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5, contrast="reversed")
+    for w in (w for w in log if w["level"] < 2):
+        full = out.codes[w["level"] + 1]
+        s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
+        assert torch.equal(w["upper"], torch.cat([full[:, s:e], full.flip(-1)[:, s:e]]))
+
+
+def test_contrasts_with_real_priors_and_their_errors(gen):
+    """With real priors trained with condition dropout the two contrasts give different upsampled codes and the
+    same top codes; asking an upsampler without condition dropout for "dropped" fails before sampling."""
+    kw = dict(seconds=0.05, n=2, seed=3, instrument="organ", decode=False, guidance=2.0)
+    learned = build(cond_dropout=0.2)
+    dropped, reversed_ = learned.generate(**kw).codes, learned.generate(**kw, contrast="reversed").codes
+    assert torch.equal(dropped[2], reversed_[2]) and not torch.equal(dropped[0], reversed_[0])
+    assert all(torch.equal(dropped[lv], learned.generate(**kw, contrast="dropped").codes[lv]) for lv in (2, 1, 0))
+    with pytest.raises(ValueError, match="level-1 upsampler never learned to go without its upper codes"):
+        gen.generate(**kw, contrast="dropped")
+    with pytest.raises(ValueError, match="unknown guidance contrast 'none'"):
+        gen.generate(**kw, contrast="none")
+    assert gen.generate(**{**kw, "guidance": 0.0}, contrast="dropped").codes[0].shape == dropped[0].shape
 
 
 def test_guidance_changes_only_the_upsampled_levels_and_is_repeatable(gen):

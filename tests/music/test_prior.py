@@ -142,3 +142,46 @@ def test_one_training_step(upper, tmp_path):
                       device="cpu")
     result = Trainer(model.train(), cfg, data, data[:4]).fit()
     assert torch.isfinite(torch.tensor(result["loss"])) and (tmp_path / "model" / "config.json").is_file()
+
+
+def test_condition_dropout():
+    """A row of -1 upper codes drops them: that row's logits equal the prior's with the conditioner's output zeroed,
+    the other rows are untouched, it stays normalized, and only a prior trained with cond_dropout takes it. In
+    training, about cond_dropout of the windows lose their codes."""
+    model = tiny(cond_dropout=0.25)
+    B, T = 3, 12
+    x = torch.randint(0, 5, (B, T), generator=torch.Generator().manual_seed(3))
+    cond = conds(model, B, T)
+    dropped = cond["upper"].clone()
+    dropped[1] = -1
+    with torch.no_grad():
+        full, got = model(x, **cond), model(x, **{**cond, "upper": dropped})
+        torch.testing.assert_close(got[[0, 2]], full[[0, 2]], atol=0, rtol=0)
+        assert (got[1] - full[1]).abs().max() > 1e-3
+        model.upper.norm.weight.zero_()                                          # the conditioner now adds nothing
+        model.upper.norm.bias.zero_()
+        torch.testing.assert_close(got[1], model(x, **cond)[1], atol=1e-6, rtol=0)
+    small = tiny(cond_dropout=0.25, context=4, block=2, ratio=2)
+    xs = torch.tensor(list(itertools.product(range(5), repeat=4)))
+    c = {k: v[:1].expand(len(xs), *v.shape[1:]) for k, v in conds(small, 1, 4).items()}
+    with torch.no_grad():
+        lp = small.log_prob(xs, **{**c, "upper": torch.full((len(xs), 2), -1)}).double()
+    assert abs(lp.exp().sum().item() - 1.0) < 1e-5
+    with pytest.raises(ValueError, match="never learned to go without its upper codes"):
+        tiny()(x, **{**cond, "upper": dropped})
+    part = cond["upper"].clone()
+    part[0, 1] = -1
+    with pytest.raises(ValueError, match="a whole row -1"):
+        model(x, **{**cond, "upper": part})
+    with pytest.raises(ValueError, match="cond_dropout must be in"):
+        tiny(upper=False, cond_dropout=0.1)
+    # training: the share of windows whose logits equal the unconditioned ones is near cond_dropout
+    many = {k: v[:1].expand(400, *v.shape[1:]) for k, v in cond.items()}
+    xx = x[:1].expand(400, T)
+    model = tiny(cond_dropout=0.25).train()                                     # dropout 0: only the codes drop
+    torch.manual_seed(0)
+    with torch.no_grad():
+        train_out = model(xx, **many)
+        none = model.eval()(xx, **{**many, "upper": torch.full_like(many["upper"], -1)})
+    share = ((train_out - none).abs().amax((1, 2)) < 1e-6).float().mean().item()
+    assert 0.18 < share < 0.32, share

@@ -107,6 +107,7 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     assert result["generated_instruments"] == {k: mix.count(k) for k in mix}      # the reference's own mix
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert saved["clips"] == 2 and saved["guidance"] == [0.0, 0.0]        # the model's own: none
+    assert saved["contrast"] == {"1": "reversed", "0": "reversed"}          # no condition dropout in training
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
     assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
 
@@ -151,3 +152,4 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     near = [w for w in close if g[w]["instrument_accuracy"] >= keeps - 1e-9] or close
     assert all(0 <= f["instrument_accuracy"] <= 1 for f in g.values())
     assert r["chosen_guidance"] == [0.0, float(max(near, key=lambda w: g[w]["key_clarity"]))]
+    assert r["contrast"] == {"1": "reversed", "0": "reversed"}
