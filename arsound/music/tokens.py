@@ -169,4 +169,14 @@ def shuffled_upper(windows: TokenWindows):
     return upper_from
 
 
-__all__ = ["MANIFEST", "TokenSet", "TokenWindows", "bits_per_token", "encode_files", "shuffled_upper"]
+def dropped_upper(windows: TokenWindows):
+    """No upper codes at all (a row of -1): the level as an upsampler trained with condition dropout models it
+    alone, the unconditional branch of its guidance."""
+    def upper_from(i: int):
+        return torch.full((windows.context // windows.ratio,), -1, dtype=torch.long)
+
+    return upper_from
+
+
+__all__ = ["MANIFEST", "TokenSet", "TokenWindows", "bits_per_token", "dropped_upper", "encode_files",
+           "shuffled_upper"]

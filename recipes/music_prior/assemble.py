@@ -78,6 +78,8 @@ def assemble(priors: list[str], tokenizer: str, name: str = "",
             r = json.loads(results.read_text())
             shuffled = (f", with another piece's upper codes {r['shuffled_upper_bits']:.3f}"
                         if "shuffled_upper_bits" in r else "")
+            shuffled += (f", without upper codes {r['dropped_upper_bits']:.3f} (condition dropout "
+                         f"{prior.config.cond_dropout:g})" if "dropped_upper_bits" in r else "")
             line = (f"{r['bits_per_token']:.3f} bits/token on {r['test_windows']} test windows (bigram "
                     f"{r['bigram_bits']:.3f}, unigram {r['unigram_bits']:.3f}{shuffled}); {r['params']:,} parameters, "
                     f"{r['steps']} steps, {r['train_s'] / 60:.0f} min")

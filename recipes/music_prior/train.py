@@ -6,7 +6,8 @@
 - The end (EMA weights): bits per token on every test window, beside count baselines measured here on the
   same tokens (unigram; add-k bigram, k chosen on valid; both fitted on the training tokens). Upsamplers also
   get the bits with the upper codes of another test piece (the windows' upper codes rolled by one file):
-  the gap shows the conditioning is used. ``results.json``, ``likelihood.md`` and the model card hold them.
+  the gap shows the conditioning is used; those trained with condition dropout also get the bits with no upper codes
+  (their guidance's unconditional branch). ``results.json``, ``likelihood.md`` and the model card hold them.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from arsound.core.train import Trainer
 from arsound.data.audio import AudioDataset
 from arsound.music.ngram import Bigram
 from arsound.music.prior import TokenPrior
-from arsound.music.tokens import TokenSet, TokenWindows, bits_per_token, encode_files, shuffled_upper
+from arsound.music.tokens import (TokenSet, TokenWindows, bits_per_token, dropped_upper, encode_files,
+                                  shuffled_upper)
 
 from .config import Config
 
@@ -109,10 +111,14 @@ def main(cfg: Config) -> dict:
     if upper:
         result["shuffled_upper_bits"] = bits_per_token(final, test, ids, tc.batch_size, shuffled_upper(test))
         result["vs_shuffled_upper"] = 1 - bits / result["shuffled_upper_bits"]
+    if upper and pcfg.cond_dropout:
+        result["dropped_upper_bits"] = bits_per_token(final, test, ids, tc.batch_size, dropped_upper(test))
     rows = [("this prior", bits), ("add-k bigram (k = %g, chosen on valid)" % k, result["bigram_bits"]),
             ("unigram", result["unigram_bits"])]
     if upper:
         rows.insert(1, ("this prior, upper codes of another piece", result["shuffled_upper_bits"]))
+    if "dropped_upper_bits" in result:
+        rows.insert(2, ("this prior without upper codes (condition dropout)", result["dropped_upper_bits"]))
     table = "| model | test bits / token |\n|---|---:|\n" + "".join(f"| {name} | {b:.3f} |\n" for name, b in rows)
     summary = (f"level {lv} (hop {hop}), {len(ids)} test windows of {pcfg.context} tokens, step {trainer.step}: "
                f"{bits:.3f} bits/token, {100 * result['vs_bigram']:.1f}% below the bigram"

@@ -24,7 +24,8 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     for preset in ("top", "middle"):
         cfg = recipe.config(preset, debug=True)
         apply_overrides(cfg, [f"--data.root={root}", f"--data.tokenizer={saved_vqvae}",
-                              f"--data.tokens={tmp_path / 'tok'}", f"--train.out_dir={tmp_path / preset}"])
+                              f"--data.tokens={tmp_path / 'tok'}", f"--train.out_dir={tmp_path / preset}"]
+                        + (["--prior.cond_dropout=0.2"] if preset == "middle" else []))
         result = recipe.main(cfg)
         assert result["steps"] == 1
         assert all(math.isfinite(result[k]) for k in ("bits_per_token", "bigram_bits", "unigram_bits"))
@@ -36,7 +37,8 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
             assert "shuffled_upper_bits" not in result
         else:
             assert prior.config.upper_vocab == 16 and prior.config.ratio == 4
-            assert math.isfinite(result["shuffled_upper_bits"])
+            assert math.isfinite(result["shuffled_upper_bits"]) and prior.config.cond_dropout == 0.2
+            assert math.isfinite(result["dropped_upper_bits"])                  # its unconditional branch
         assert "bits / token" in (tmp_path / preset / "model" / "README.md").read_text()
     assert len(list((tmp_path / "tok").glob("chorales-*/test/*.npz"))) == 2                # encoded once, reused
     from recipes.music_prior import assemble
@@ -48,9 +50,10 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     gen = load(folder)
     assert isinstance(gen, MusicGenerator) and gen.levels == [1, 0] and gen.config.name == "tiny"
     assert gen.guidances == {1: 0.0, 0: 0.5} and gen.temperatures == {1: 1.0, 0: 1.0}
+    assert gen.contrasts == {1: "reversed", 0: "dropped"}
     assert gen.generate(0.05, instrument="piano").audio.shape == (1, 800)
     card = (folder / "README.md").read_text()
-    assert "level 1 prior" in card
+    assert "level 1 prior" in card and "without upper codes" in card and "condition dropout 0.2" in card
     # the shipped held-out piece: one file, and the card's figures are what the shipped weights give on it
     assert len(list((folder / "heldout").glob("*.npz"))) == 1 and not (tmp_path / "music.heldout").exists()
     stated = {int(lv): float(b) for lv, b in re.findall(r"level (\d) ([0-9.]+) bits/token", card)}
