@@ -17,10 +17,11 @@ the decoded audio is cut to ``S`` samples. The same seed gives the same clips; `
 
 Upper-code guidance (``guidance`` w > 0, upsamplers only; :class:`UpperGuided`): each step of an upsampler also
 runs its clips under a contrast and draws from ``(1 + w) * logits(upper) - w * logits(contrast)``, the
-classifier-free guidance of Ho and Salimans (2022). The contrast (``contrast``): ``"dropped"``, no upper codes at
-all (the true unconditional branch, for an upsampler trained with ``cond_dropout > 0``), or ``"reversed"``, the
-clips' upper codes reversed in time (the same codes and timbre at the wrong moments; any upsampler): either way the
-finer level follows what the upper level says now. It doubles that level's batch.
+classifier-free guidance of Ho and Salimans (2022). The contrast (``contrast``): ``"reversed"`` (the default), the
+clips' upper codes reversed in time (the same codes and timbre at the wrong moments; any upsampler), or
+``"dropped"``, no upper codes at all (the true unconditional branch; an upsampler trained with
+``cond_dropout > 0``): either way the finer level follows what the upper level says now. It doubles that level's
+batch.
 
 Letters: n clips, T_l tokens at level l, S samples.
 """
@@ -244,12 +245,6 @@ class MusicGenerator(nn.Module):
         return dict(zip(self.levels, self.config.guidance or [0.0] * len(self.levels)))
 
     @property
-    def contrasts(self) -> dict[int, str]:
-        """The guidance contrast of each level: ``"dropped"`` where the prior learned to go without its upper
-        codes (``cond_dropout > 0``), ``"reversed"`` elsewhere."""
-        return {lv: "dropped" if self.priors[str(lv)].config.cond_dropout else "reversed" for lv in self.levels}
-
-    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -319,7 +314,7 @@ class MusicGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
-                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, contrast=None,
+                 temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, contrast="reversed",
                  greedy: bool = False,
                  progress: bool = False, decode: bool = True, piece_seconds: float | None = None,
                  offset_seconds: float = 0.0,
@@ -337,9 +332,8 @@ class MusicGenerator(nn.Module):
             temperature None: each level's default (:attr:`temperatures`, as the recipe chose them).
             guidance: upper-code guidance weight (see the module docstring), one value or one per level sampled
             (top first; the top level has no upper codes, so its value is unused); None: each level's default
-            (:attr:`guidances`). contrast: what guidance contrasts with (``"dropped"`` or ``"reversed"``, see the
-            module docstring), one value or one per level; None: ``"dropped"`` for an upsampler trained with
-            ``cond_dropout > 0``, ``"reversed"`` for the others.
+            (:attr:`guidances`). contrast: what guidance contrasts with, ``"reversed"`` or ``"dropped"`` (see the
+            module docstring), one value or one per level.
             decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
             generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
             their decoding (None with decode=False), e.g. to play a preview.
@@ -363,8 +357,6 @@ class MusicGenerator(nn.Module):
             temperature = tuple(self.temperatures[lv] for lv in run)
         if guidance is None:
             guidance = tuple(self.guidances[lv] for lv in run)
-        if contrast is None:
-            contrast = tuple(self.contrasts[lv] for lv in run)
         per = {name: _per_level(value, run, name) for name, value in
                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction),
                 ("guidance", guidance), ("contrast", contrast))}

@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--guidances", type=float, nargs="*", default=[],
                    help="also sweep the upsamplers' upper-code guidance over these weights (from nothing)")
     p.add_argument("--guidance-levels", type=int, nargs="+", help="the levels guided (default: every upsampler)")
-    p.add_argument("--contrast", choices=CONTRASTS,
-                   help="what guidance contrasts with (default: each upsampler's own, music/generator.py)")
+    p.add_argument("--contrast", choices=CONTRASTS, default="reversed",
+                   help="what guidance contrasts with (music/generator.py; dropped: an upsampler trained with "
+                        "condition dropout)")
     p.add_argument("--root", default="data_cache")
     p.add_argument("--name", default="chorales")
     p.add_argument("--batch", type=int, default=8)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
               "sweep": {str(k): v for k, v in rows.items()}, "top_sweep": {str(k): v for k, v in top_rows.items()},
               "guidance_sweep": {str(k): v for k, v in guide_rows.items()},
               "chosen": list(chosen), "chosen_guidance": list(guidance),
-              "contrast": args.contrast or {str(k): v for k, v in gen.contrasts.items()}}
+              "contrast": args.contrast}
     if args.out:
         write_json(args.out, result)
     return result

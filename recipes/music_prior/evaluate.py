@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="one, or one per level (top first); default: the model's own per level")
     p.add_argument("--guidance", type=float, nargs="+", metavar="W",
                    help="upper-code guidance, one or one per level (top first); default: the model's own per level")
-    p.add_argument("--contrast", choices=CONTRASTS,
-                   help="what guidance contrasts with (default: each upsampler's own, music/generator.py)")
+    p.add_argument("--contrast", choices=CONTRASTS, default="reversed",
+                   help="what guidance contrasts with (music/generator.py; dropped: an upsampler trained with "
+                        "condition dropout)")
     p.add_argument("--out", default="runs/music_eval")
     args = p.parse_args(argv)
     gen = load(args.model)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc_real = instrument_accuracy(clf, real, sr, [instrument_of[i] for i in real_ids])
     acc_gen = instrument_accuracy(clf, generated, sr, asked) if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
-              "guidance": guidance, "contrast": args.contrast or gen.contrasts,
+              "guidance": guidance, "contrast": args.contrast,
               "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = {t: v for t, v, _ in targets}
     table = "\n".join(lines) + "\n"
     write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
-                                 f"{temperature}, guidance {guidance} ({args.contrast or 'own'} contrast); "
+                                 f"{temperature}, guidance {guidance} ({args.contrast} contrast); "
                                  f"{hardware()}; generation "
                                  f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
     write_json(out / "results.json", result)

@@ -406,12 +406,11 @@ def test_guidance_contrasts_each_window_with_the_upper_codes_reversed():
 
 
 def test_dropped_contrast_runs_the_second_half_without_upper_codes():
-    """Upsamplers trained with condition dropout are guided against no upper codes by default (rows of -1 in the
-    second half of each window); "reversed" still takes the reversed codes; the draws follow the true codes."""
+    """Upsamplers trained with condition dropout can be guided against no upper codes (rows of -1 in the second
+    half of each window); the default still takes the reversed codes; the draws follow the true codes."""
     gen = build(cond_dropout=0.2)
-    assert gen.contrasts == {2: "reversed", 1: "dropped", 0: "dropped"}
     log = with_rules(gen)
-    out = gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5)
+    out = gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5, contrast="dropped")
     want = expected_codes(gen.tokens(round(0.0571 * SR)), label=1)
     assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0) for i in (0, 1))
     windows = [w for w in log if w["level"] < 2]
@@ -421,7 +420,7 @@ def test_dropped_contrast_runs_the_second_half_without_upper_codes():
         s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
         assert torch.equal(w["upper"], torch.cat([full[:, s:e], torch.full_like(full[:, s:e], -1)]))
     log.clear()
-    gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5, contrast="reversed")
+    gen.generate(0.0571, n=2, instrument="piano", seed=0, guidance=1.5)
     for w in (w for w in log if w["level"] < 2):
         full = out.codes[w["level"] + 1]
         s, e = w["start"] // 4, -(-(w["start"] + w["length"]) // 4)
@@ -433,9 +432,11 @@ def test_contrasts_with_real_priors_and_their_errors(gen):
     same top codes; asking an upsampler without condition dropout for "dropped" fails before sampling."""
     kw = dict(seconds=0.05, n=2, seed=3, instrument="organ", decode=False, guidance=2.0)
     learned = build(cond_dropout=0.2)
-    dropped, reversed_ = learned.generate(**kw).codes, learned.generate(**kw, contrast="reversed").codes
+    dropped, reversed_ = learned.generate(**kw, contrast="dropped").codes, learned.generate(**kw).codes
     assert torch.equal(dropped[2], reversed_[2]) and not torch.equal(dropped[0], reversed_[0])
-    assert all(torch.equal(dropped[lv], learned.generate(**kw, contrast="dropped").codes[lv]) for lv in (2, 1, 0))
+    assert all(torch.equal(reversed_[lv], learned.generate(**kw, contrast="reversed").codes[lv]) for lv in (2, 1, 0))
+    mixed = learned.generate(**kw, contrast=("reversed", "dropped", "reversed")).codes       # per level
+    assert torch.equal(mixed[1], dropped[1]) and not torch.equal(mixed[0], dropped[0])
     with pytest.raises(ValueError, match="level-1 upsampler never learned to go without its upper codes"):
         gen.generate(**kw, contrast="dropped")
     with pytest.raises(ValueError, match="unknown guidance contrast 'none'"):
