@@ -319,19 +319,30 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
 
 
 def warm_start(model: nn.Module, source: str | Path,
-               ignore: tuple[str, ...] = ("temperature", "cond_dropout")) -> None:
+               ignore: tuple[str, ...] = ("temperature", "cond_dropout"), added: tuple[str, ...] = ()) -> list[str]:
     """Copy the weights of the saved model ``source`` (folder or registry name) into ``model`` (fine-tuning or
     a new schedule on trained weights: the optimizer, schedule and EMA start fresh). Class and config must
-    match, but for the config fields in ``ignore`` (settings of sampling or training, not of the weights)."""
+    match, but for the config fields in ``ignore`` (settings of sampling or training, not of the weights) and
+    those in ``added`` that the source leaves empty: a conditioning ``model`` has and the source lacks (say,
+    instrument labels, ``added=("num_labels", "label_names")``). Every weight of the source must fit
+    ``model``; the ones it lacks start at zero, so a conditioning that is summed in (an embedding) adds
+    nothing until training moves it. Returns the names of those new weights."""
     src = load(source)
     a, b = (dataclasses.asdict(m.config) if dataclasses.is_dataclass(getattr(m, "config", None)) else {}
             for m in (src, model))
     diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k not in ignore and a.get(k) != b.get(k)]
+            if k not in ignore and a.get(k) != b.get(k) and not (k in added and not a.get(k))]
     if type(src) is not type(model) or diff:
         raise CheckpointError(f"{source}: cannot warm-start, its model differs from the recipe's "
                               f"({', '.join(diff[:4]) or type(src).__name__}); pass the same --model.* settings")
-    model.load_state_dict(src.state_dict())
+    have, want = src.state_dict(), model.state_dict()
+    lost = [k for k, v in have.items() if k not in want or want[k].shape != v.shape]
+    if lost:
+        raise CheckpointError(f"{source}: cannot warm-start, {len(lost)} of its weights do not fit the recipe's "
+                              f"model ({', '.join(lost[:3])})")
+    new = [k for k in want if k not in have]
+    model.load_state_dict({**have, **{k: torch.zeros_like(want[k]) for k in new}})
+    return new
 
 
 # ---- resume state ---------------------------------------------------------------------------------

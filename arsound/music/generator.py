@@ -210,6 +210,7 @@ class MusicGenerator(nn.Module):
             raise ValueError("a music hierarchy needs at least one prior")
         if len(set(levels)) != len(config.priors) or levels != list(range(levels[0], levels[-1] - 1, -1)):
             raise ValueError(f"priors must cover consecutive tokenizer levels once each, got {levels}")
+        top = self.priors[str(levels[0])].config
         for level in levels:
             p = self.priors[str(level)].config
             if not 0 <= level < len(hops) or p.vocab != K:
@@ -220,6 +221,9 @@ class MusicGenerator(nn.Module):
             elif p.upper_vocab != K or p.ratio * hops[level] != hops[level + 1]:
                 raise ValueError(f"upsampler of level {level} needs upper_vocab {K} and ratio "
                                  f"{hops[level + 1] // hops[level]}, got {p.upper_vocab} and {p.ratio}")
+            elif p.num_labels and (p.num_labels, p.label_names) != (top.num_labels, top.label_names):
+                raise ValueError(f"upsampler of level {level} takes the instruments {list(p.label_names)}, the top "
+                                 f"prior {list(top.label_names)}: they must be the same")
         if config.temperature:
             _per_level(tuple(config.temperature), levels, "config.temperature")
             for t in config.temperature:

@@ -75,15 +75,17 @@ def main(cfg: Config) -> dict:
     train, valid, test = (TokenWindows(sets[s], lv, pcfg.context, upper=upper, labelled=labelled,
                                        random_start=s == "train") for s in SPLITS)
     model = TokenPrior(pcfg)
+    added = []
     if cfg.init:  # before the Trainer, so its EMA starts from these weights (a resume.pt still wins)
-        warm_start(model, cfg.init)
+        added = warm_start(model, cfg.init, added=("num_labels", "label_names"))
     hop, sr = tokenizer.hops[lv], tokenizer.config.sample_rate
     card = {"data": f"{data.name}: codes of level {lv} (hop {hop}, {sr / hop:.0f} tokens/s) by {data.tokenizer} "
                     f"(weights {weights_id(tokenizer)}); {len(train)} training windows of {pcfg.context} tokens "
                     f"({pcfg.context * hop / sr:.2f} s)",
             "recipe": f"{recipe} (level {lv})", "hardware": hardware()}
     if cfg.init:
-        card["initialized from"] = f"{cfg.init} (weights {weights_id(model)}); a fresh optimizer, schedule and EMA"
+        card["initialized from"] = (f"{cfg.init} (weights {weights_id(model)}); a fresh optimizer, schedule and EMA"
+                                    + ("; instrument labels added, their embedding started at zero" if added else ""))
     trainer = Trainer(model, tc, train, valid, card=card,
                       settings={"data": asdict(data), "level": lv, "labels": cfg.labels, "init": cfg.init})
     trainer.fit()

@@ -5,6 +5,7 @@ codes format, save / load and clear errors."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import pytest
 import torch
@@ -294,6 +295,14 @@ def test_errors_are_clear(gen):
         gen.generate(0.05, codes=[[], [], [99]], instrument="organ")
     with pytest.raises(ValueError, match="consecutive"):
         MusicGenerator(type(gen.config)(tokenizer=tokenizer_config(), priors=prior_configs()[::2]))
+    top, middle, bottom = prior_configs()
+    renamed = replace(middle, label_names=("organ", "piano", "choir"))
+    for upsampler in (renamed, replace(middle, num_labels=2, label_names=("organ", "piano"))):
+        with pytest.raises(ValueError, match="upsampler of level 1 takes the instruments"):   # not the top's
+            MusicGenerator(type(gen.config)(tokenizer=tokenizer_config(), priors=(top, upsampler, bottom)))
+    unlabelled = replace(top, num_labels=0, label_names=())
+    with pytest.raises(ValueError, match=r"the top prior \[\]"):
+        MusicGenerator(type(gen.config)(tokenizer=tokenizer_config(), priors=(unlabelled, middle, bottom)))
 
 
 def test_save_load_generates_the_same(gen, tmp_path):
@@ -335,8 +344,6 @@ def test_no_instrument_draws_one_per_clip_from_the_seed(gen):
 
 def saved_with(tmp_path, **fields) -> tuple[MusicGenerator, MusicGenerator]:
     """A debug hierarchy, and the same weights with config ``fields`` set, saved and loaded again."""
-    from dataclasses import replace
-
     plain = build()
     tuned = MusicGenerator(replace(plain.config, **fields))
     tuned.load_state_dict(plain.state_dict())
@@ -347,7 +354,6 @@ def saved_with(tmp_path, **fields) -> tuple[MusicGenerator, MusicGenerator]:
 def test_default_temperatures_are_the_configs(tmp_path):
     """A hierarchy saved with per-level temperatures samples with them when none is asked for (and 1 everywhere
     without); a wrong count or value is refused when it is built."""
-    from dataclasses import replace
 
     plain, tuned = saved_with(tmp_path, temperature=(1.0, 0.5, 0.5))
     assert plain.temperatures == {2: 1.0, 1: 1.0, 0: 1.0}
@@ -459,7 +465,6 @@ def test_guidance_changes_only_the_upsampled_levels_and_is_repeatable(gen):
 
 
 def test_default_guidance_is_the_configs(tmp_path):
-    from dataclasses import replace
 
     plain, tuned = saved_with(tmp_path, guidance=(0.0, 1.0, 0.0))
     assert plain.guidances == {2: 0.0, 1: 0.0, 0: 0.0}

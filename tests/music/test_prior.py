@@ -185,3 +185,25 @@ def test_condition_dropout():
         none = model.eval()(xx, **{**many, "upper": torch.full_like(many["upper"], -1)})
     share = ((train_out - none).abs().amax((1, 2)) < 1e-6).float().mean().item()
     assert 0.18 < share < 0.32, share
+
+
+def test_warm_start_adds_instrument_labels_starting_as_the_same_function(tmp_path):
+    """An upsampler trained without labels warm-starts one with them: the new embedding starts at zero, so every
+    label gives the source's logits; the rest of the config must still match, and labels are never dropped."""
+    from arsound.core.checkpoint import CheckpointError, save_pretrained, warm_start
+
+    src = tiny(label=False)
+    save_pretrained(src, tmp_path / "src")
+    model = tiny(label=True, seed=3, label_names=("choir", "organ", "piano"))
+    assert warm_start(model, tmp_path / "src", added=("num_labels", "label_names")) == ["label_emb.weight"]
+    x, cond = torch.randint(0, 5, (4, 12)), conds(src, 4, 12)
+    with torch.no_grad():
+        want = src(x, **cond)
+        for label in range(3):
+            assert torch.equal(model.eval()(x, label=torch.full((4,), label), **cond), want)
+    with pytest.raises(CheckpointError, match="num_labels"):                                 # not asked for
+        warm_start(tiny(label=True), tmp_path / "src")
+    save_pretrained(model, tmp_path / "labelled")
+    for other in (tiny(label=False), tiny(label=True, label_names=("a", "b", "c")), tiny(label=True, dim=8)):
+        with pytest.raises(CheckpointError, match="cannot warm-start"):   # labels dropped or renamed, width changed
+            warm_start(other, tmp_path / "labelled", added=("num_labels", "label_names"))

@@ -82,6 +82,24 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
         recipe.main(cfg)
     assert not (tmp_path / "wrong").exists()
 
+    # an upsampler trained without instruments continues with them: the embedding starts at zero (lr 0 keeps
+    # it there), the card says so, and it joins the top prior, whose instruments it shares
+    cfg = recipe.config("middle", debug=True)
+    apply_overrides(cfg, [f"--data.root={root}", f"--data.tokenizer={saved_vqvae}", f"--data.tokens={tmp_path / 'tok'}",
+                          f"--train.out_dir={tmp_path / 'labelled'}", f"--init={split / 'level0'}", "--labels=true",
+                          "--train.lr=0"])
+    recipe.main(cfg)
+    labelled = load(tmp_path / "labelled" / "model")
+    assert labelled.config.label_names == ("organ", "piano") and not labelled.label_emb.weight.any()
+    assert "instrument labels added" in (tmp_path / "labelled" / "model" / "README.md").read_text()
+    joined = load(assemble.main([str(split / "level1"), str(tmp_path / "labelled" / "model"), "-o",
+                                 str(tmp_path / "music3"), "--tokenizer", str(saved_vqvae)]))
+    same = [g.generate(0.05, instrument="piano", seed=1).audio for g in (joined, gen2)]
+    assert torch.equal(*same)                                               # the zero embedding adds nothing
+    with torch.no_grad():
+        joined.priors["0"].label_emb.weight.normal_()
+    assert not torch.equal(joined.generate(0.05, instrument="piano", seed=1).audio, same[0])   # but is used
+
 
 def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     """The music evaluation end to end on the debug hierarchy and synthetic chorales: every set gets every figure."""
