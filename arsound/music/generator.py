@@ -331,9 +331,11 @@ class MusicGenerator(nn.Module):
             codes file's; ``LongTensor[n, T_l]``: one row per clip): kept and continued; a level given whole (as
             long as asked) is not sampled again, so top-level codes alone are upsampled. stop_level: the lowest
             level to sample (default the lowest prior's); the audio is that level's decoding. instrument: a name
-            or id for priors with labels; None draws one per clip from the seed (``Generated.instruments`` names
-            them). temperature, top_k, top_p, hop_fraction: one value, or one per level sampled (top first);
-            temperature None: each level's default (:attr:`temperatures`, as the recipe chose them).
+            or id for priors with labels, or a list of one per clip; None draws one per clip from the seed
+            (``Generated.instruments`` names them). Upsamplers with labels take the clip's too, so give the
+            instrument of codes you upsample. temperature, top_k, top_p, hop_fraction: one value, or one per
+            level sampled (top first); temperature None: each level's default (:attr:`temperatures`, as the
+            recipe chose them).
             guidance: upper-code guidance weight (see the module docstring), one value or one per level sampled
             (top first; the top level has no upper codes, so its value is unused); None: each level's default
             (:attr:`guidances`). contrast: what guidance contrasts with, ``"reversed"`` or ``"dropped"`` (see the
@@ -417,6 +419,11 @@ class MusicGenerator(nn.Module):
         top = self.priors[str(levels[0])].config
         if instrument is None and top.num_labels:                   # none asked: one per clip, drawn from the seed
             label = torch.randint(top.num_labels, (n,), generator=generator).to(dev)
+        elif isinstance(instrument, (list, tuple)):                 # one per clip
+            if len(instrument) != n:
+                raise ValueError(f"give one instrument, or one per clip ({n}), got {len(instrument)}")
+            labels = [self.label_index(i) for i in instrument]
+            label = None if labels[0] is None else torch.stack(labels).to(dev)
         else:
             label = self.label_index(instrument)
             label = None if label is None else label.to(dev).expand(n)

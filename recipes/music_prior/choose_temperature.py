@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     real = [w.numpy() for w in real_wavs]
     ref_frames = np.concatenate([logmel_frames(w, sr) for w in real])
     ref_chroma = np.mean([chroma_histogram(w, sr) for w in real], 0)
-    top = levels[0]
+    top, plan = levels[0], reference_instruments(gen, valid, real_ids, args.clips)     # clip i: real clip i's
     with torch.no_grad():
         tops = [gen.vqvae.encode(torch.from_numpy(w)[None])[top][0] for w in real[:args.clips]]
     rows = {}
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0, wavs = time.perf_counter(), []
         for b in range(0, len(tops), args.batch):
             codes = [torch.stack(tops[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
-            res = gen.generate(args.seconds, len(codes[top]), seed=b, codes=codes,
+            res = gen.generate(args.seconds, len(codes[top]), seed=b, codes=codes, instrument=plan[b:b + args.batch],
                                temperature=(1.0,) + (T,) * (len(levels) - 1), progress=True)
             wavs += [y.numpy() for y in res.audio]
         rows[T] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "seconds": round(time.perf_counter() - t0, 1)}
@@ -95,7 +95,6 @@ def main(argv: list[str] | None = None) -> dict:
         table(rows, best, "upsampler temperature")
     below = (best,) * (len(levels) - 1) if rows else tuple(own[lv] for lv in levels[1:])
     top_rows, top_best = {}, (own[top] if not args.top_temperatures else 1.0)
-    plan = reference_instruments(gen, valid, real_ids, args.clips)
     for T in args.top_temperatures:
         t0, wavs = time.perf_counter(), []
         for inst, idx in instrument_batches(plan, args.batch):
@@ -126,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
             for b in range(0, len(codes), args.batch):
                 given = [torch.stack(codes[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
                 res = gen.generate(args.seconds, len(given[top]), seed=b, codes=given, temperature=chosen,
-                                   guidance=weights, contrast=args.contrast, progress=True)
+                                   guidance=weights, contrast=args.contrast, progress=True,
+                                   instrument=plan[b:b + args.batch])             # the clips' own, as drawn
                 wavs += [y.numpy() for y in res.audio]
             acc = instrument_accuracy(clf, wavs, sr, plan) if clf is not None else 1.0
             guide_rows[w] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "instrument_accuracy": acc,

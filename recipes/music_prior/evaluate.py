@@ -98,7 +98,7 @@ def reference_instruments(gen: MusicGenerator, ds: AudioDataset, ids: list[str],
 
 def instrument_batches(asked: list, batch: int) -> list[tuple[object, list[int]]]:
     """Clip indices grouped by the instrument asked (first appearance first) into batches of at most ``batch``:
-    ``[(instrument, [i, ...]), ...]``; one generator call each, since a call takes one instrument."""
+    ``[(instrument, [i, ...]), ...]``; one generator call each (the batches and seeds of every evaluation so far)."""
     out = []
     for inst in dict.fromkeys(asked):
         idx = [i for i, a in enumerate(asked) if a == inst]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
         real_codes = [gen.vqvae.encode(torch.from_numpy(w)[None]) for w in real]
-    upsampled, up_s = {}, {}
+    upsampled, up_s, plan = {}, {}, reference_instruments(gen, test, real_ids, args.clips)
     for upper in gen.levels[:-1]:
         upsampled[upper], up_s[upper] = [], 0.0
         for b in range(0, args.clips, args.batch):
@@ -158,13 +158,14 @@ def main(argv: list[str] | None = None) -> dict:
                       for lv in range(len(gen.vqvae.hops))]
             t1 = time.perf_counter()
             res = gen.generate(args.seconds, len(codes_[upper]), seed=b, codes=codes_, temperature=temperature,
-                               guidance=guidance, contrast=args.contrast, progress=True)
+                               guidance=guidance, contrast=args.contrast, progress=True,
+                               instrument=plan[b:b + args.batch])                 # the real clips' own
             up_s[upper] += time.perf_counter() - t1
             upsampled[upper] += [y.numpy() for y in res.audio]
     # generated: clip i asks for the instrument of real test clip i (the reference's mix), one seed per batch
     names = list(gen.priors[str(gen.levels[0])].config.label_names) or [None]
     generated, asked, gen_s = [], [], 0.0
-    for inst, idx in instrument_batches(reference_instruments(gen, test, real_ids, args.clips), args.batch):
+    for inst, idx in instrument_batches(plan, args.batch):
         t1 = time.perf_counter()
         res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
                            guidance=guidance, contrast=args.contrast, progress=True)

@@ -342,6 +342,27 @@ def test_no_instrument_draws_one_per_clip_from_the_seed(gen):
         assert all(torch.equal(out.codes[lv][i], want[lv]) for lv in (2, 1, 0)), (i, name)
 
 
+def test_one_instrument_per_clip_reaches_every_level():
+    """``instrument=[...]``, one per clip: each clip follows the rule of its own label at every level, also when
+    its top codes are given and only the upsamplers run (they take the label too); a wrong count is refused."""
+    ruled = build()
+    with_rules(ruled)
+    seconds, asked = 14 * 64 / SR, ["strings", "organ", "piano", "organ"]              # whole top tokens
+    totals = ruled.tokens(round(seconds * SR))
+    want = [expected_codes(totals, label=("organ", "piano", "strings").index(a)) for a in asked]
+    out = ruled.generate(seconds, n=4, seed=5, instrument=asked)
+    assert out.instruments == asked
+    tops = torch.stack([w[2] for w in want])
+    up = ruled.generate(seconds, n=4, seed=6, instrument=asked, codes=[[], [], tops])
+    for i in range(4):
+        assert all(torch.equal(out.codes[lv][i], want[i][lv]) for lv in (2, 1, 0)), i
+        assert torch.equal(up.codes[0][i], want[i][0])
+    with pytest.raises(ValueError, match=r"one per clip \(4\), got 2"):
+        ruled.generate(seconds, n=4, instrument=["organ", "piano"])
+    with pytest.raises(ValueError, match="unknown instrument 'banjo'"):
+        ruled.generate(seconds, n=2, instrument=["organ", "banjo"])
+
+
 def saved_with(tmp_path, **fields) -> tuple[MusicGenerator, MusicGenerator]:
     """A debug hierarchy, and the same weights with config ``fields`` set, saved and loaded again."""
     plain = build()
