@@ -419,14 +419,12 @@ class MusicGenerator(nn.Module):
         top = self.priors[str(levels[0])].config
         if instrument is None and top.num_labels:                   # none asked: one per clip, drawn from the seed
             label = torch.randint(top.num_labels, (n,), generator=generator).to(dev)
-        elif isinstance(instrument, (list, tuple)):                 # one per clip
-            if len(instrument) != n:
-                raise ValueError(f"give one instrument, or one per clip ({n}), got {len(instrument)}")
-            labels = [self.label_index(i) for i in instrument]
+        else:                                                       # one for every clip, or one per clip
+            asked = list(instrument) if isinstance(instrument, (list, tuple)) else [instrument] * n
+            if len(asked) != n:
+                raise ValueError(f"give one instrument, or one per clip ({n}), got {len(asked)}")
+            labels = [self.label_index(i) for i in asked]
             label = None if labels[0] is None else torch.stack(labels).to(dev)
-        else:
-            label = self.label_index(instrument)
-            label = None if label is None else label.to(dev).expand(n)
         names = [str(v) for v in top.label_names] or [str(i) for i in range(top.num_labels)]
         instruments = None if label is None else [names[int(i)] for i in label]
         out, spent, upper = {}, {}, None
