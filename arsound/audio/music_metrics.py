@@ -7,6 +7,9 @@ pitch classes.
   drawn again (resampled with replacement), the error bar of a figure measured on a few dozen clips.
 - :func:`chroma_histogram`: a clip's energy per pitch class (librosa's ``chroma_stft`` tuned to A = 440 Hz,
   summed over frames, normalized to 1).
+- :func:`chroma_frames`, :func:`chroma_agreement`: the same pitch classes frame by frame, and how alike two clips'
+  are moment by moment (the mean cosine similarity of their frames), e.g. a finer level's decoding against the
+  coarser level it was drawn from.
 - :func:`key_clarity`: the best Pearson correlation of a chroma histogram with the 24 rotated
   Krumhansl-Kessler key profiles (Krumhansl 1990; the Krumhansl-Schmuckler key-finding algorithm), and the
   key it picks. Tonal music scores high (about 0.8-0.9), noise and atonal clusters low.
@@ -89,6 +92,24 @@ def chroma_histogram(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.nda
     return h / h.sum() if h.sum() > 0 else np.full(12, 1 / 12)
 
 
+def chroma_frames(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
+    """Pitch-class energy of each frame of ``wav[T]`` (as :func:`chroma_histogram`): ``[frames, 12]``, every row
+    of unit length (zero for a silent frame)."""
+    import librosa
+
+    y = np.asarray(wav, dtype=np.float32)
+    c = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, norm=None, tuning=0.0).T
+    norm = np.linalg.norm(c, axis=1, keepdims=True)
+    return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
+
+
+def chroma_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean cosine similarity of two clips' :func:`chroma_frames` ``[F_a, 12]``, ``[F_b, 12]`` over the frames
+    they share: 1 when the same pitch classes sound at every moment."""
+    f = min(len(a), len(b))
+    return float((a[:f] * b[:f]).sum(1).mean()) if f else 0.0
+
+
 def key_clarity(hist: np.ndarray) -> tuple[float, str]:
     """Best correlation of ``hist[12]`` with the 24 Krumhansl-Kessler key profiles, and that key's name."""
     best, key = -2.0, ""
@@ -105,5 +126,5 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.5 * np.abs(np.asarray(a) - np.asarray(b)).sum())
 
 
-__all__ = ["KK_MAJOR", "KK_MINOR", "chroma_histogram", "frechet_distance", "gaussian", "histogram_distance",
-           "key_clarity", "logmel_frames"]
+__all__ = ["KK_MAJOR", "KK_MINOR", "chroma_agreement", "chroma_frames", "chroma_histogram", "frechet_distance",
+           "gaussian", "histogram_distance", "key_clarity", "logmel_frames"]

@@ -6,6 +6,7 @@
     arsound generate ... --levels 2 [--every-level]                  stop at level 2 (a preview), or keep each level's
     arsound generate ... --piece-seconds 32 --offset 11              timing: the middle 10 s of a 32-s piece
     arsound generate ... --guidance 0 1 0                            upper-code guidance per level (top first)
+    arsound generate ... --drafts 1 4 1                              drafts per level, the best pitch kept
 
 Writes ``OUTDIR/sample_{i}.wav`` and ``OUTDIR/sample_{i}.npz`` (its codes, ``audio/codes.py``'s format) for
 each clip, ``sample_{i}_level{l}.wav`` for every level as soon as it is done with ``--every-level``, and
@@ -40,6 +41,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--guidance", type=float, nargs="+", metavar="W",
                    help="upper-code guidance of the upsamplers (0: off), one, or one per level (top first; the "
                         "top's is unused); default: each level's as the model's recipe chose it")
+    p.add_argument("--drafts", type=int, nargs="+", metavar="K",
+                   help="drafts an upsampler draws of each clip, keeping the one whose pitch follows the level above "
+                        "best (1: off), one, or one per level (top first; the top's is unused); default: each "
+                        "level's as the model's recipe chose it")
     p.add_argument("--top-k", type=int, nargs="+", default=[0], metavar="K", help="0: off (default)")
     p.add_argument("--top-p", type=float, nargs="+", default=[1.0], metavar="P", help="1: off (default)")
     p.add_argument("--hop-fraction", type=float, nargs="+", default=[0.5], metavar="F",
@@ -74,6 +79,7 @@ def check_args(args) -> None:
         raise ValueError("--prompt-seconds needs --prompt and must be > 0")
     for name, values, ok, rule in (("--temperature", args.temperature or [], lambda v: v > 0, "> 0"),
                                    ("--guidance", args.guidance or [], lambda v: v >= 0, ">= 0"),
+                                   ("--drafts", args.drafts or [], lambda v: v >= 1, ">= 1"),
                                    ("--top-k", args.top_k, lambda v: v >= 0, ">= 0"),
                                    ("--top-p", args.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
                                    ("--hop-fraction", args.hop_fraction, lambda v: 0 < v <= 1, "in (0, 1]")):
@@ -143,13 +149,15 @@ def cmd_generate(args, extra: list[str]) -> int:
                                  tuple(gen.temperatures[lv] for lv in levels if lv >= stop)),
                     guidance=(_one_or_many(args.guidance) if args.guidance else
                               tuple(gen.guidances[lv] for lv in levels if lv >= stop)),
+                    drafts=(_one_or_many(args.drafts) if args.drafts else
+                            tuple(gen.drafts[lv] for lv in levels if lv >= stop)),
                     top_k=_one_or_many(args.top_k, 0),
                     top_p=_one_or_many(args.top_p, 1.0), hop_fraction=_one_or_many(args.hop_fraction),
                     piece_seconds=args.piece_seconds, offset_seconds=args.offset)
     t0 = time.perf_counter()
     result = gen.generate(args.seconds, args.n, seed=args.seed, prompt=prompt, codes=codes, stop_level=stop,
                           instrument=args.instrument, temperature=settings["temperature"],
-                          guidance=settings["guidance"], top_k=settings["top_k"],
+                          guidance=settings["guidance"], drafts=settings["drafts"], top_k=settings["top_k"],
                           top_p=settings["top_p"], hop_fraction=settings["hop_fraction"], progress=True,
                           decode=False, on_level=preview, piece_seconds=args.piece_seconds,
                           offset_seconds=args.offset)

@@ -23,6 +23,11 @@ clips' upper codes reversed in time (the same codes and timbre at the wrong mome
 ``cond_dropout > 0``): either way the finer level follows what the upper level says now. It doubles that level's
 batch.
 
+Drafts (``drafts`` k > 1, upsamplers only): a level draws k drafts of every clip (one batch of ``k n``), decodes
+them and the level above, and keeps, for each clip, the draft whose pitch classes agree best, frame by frame, with
+those of the level above (:func:`~arsound.audio.music_metrics.chroma_agreement`): the upsamplers lose some of the
+key their upper codes carry, and a draft that keeps more of it is kept. It costs k times that level's sampling.
+
 Letters: n clips, T_l tokens at level l, S samples.
 """
 from __future__ import annotations
@@ -38,6 +43,7 @@ from tqdm.auto import tqdm
 
 from ..audio.chunked import blocks_of, decode_pieces, encode_chunked
 from ..audio.codes import CodesFile
+from ..audio.music_metrics import chroma_agreement, chroma_frames
 from ..audio.vqvae import VQVAE, VQVAEConfig
 from ..core.checkpoint import weights_id
 from ..core.device import step_threads
@@ -60,6 +66,8 @@ class MusicGeneratorConfig:
                                                  # the recipe chose it (empty: 1 at every level)
     guidance: tuple[float, ...] = ()             # the default upper-code guidance of each level, top first (the
                                                  # top's is unused; empty: 0, none, at every level)
+    drafts: tuple[int, ...] = ()                 # the default number of drafts of each level, top first (the top's
+                                                 # is unused; empty: 1, one draft kept as drawn, at every level)
 
     @classmethod
     def from_preset(cls, name: str, **prior) -> "MusicGeneratorConfig":
@@ -232,6 +240,9 @@ class MusicGenerator(nn.Module):
             _per_level(tuple(config.guidance), levels, "config.guidance")
             if not all(w >= 0 for w in config.guidance):
                 raise ValueError(f"config.guidance must be >= 0, got {tuple(config.guidance)}")
+        if config.drafts:
+            _per_level(tuple(config.drafts), levels, "config.drafts")
+            check_drafts(config.drafts, "config.drafts")
 
     @property
     def levels(self) -> list[int]:
@@ -249,6 +260,11 @@ class MusicGenerator(nn.Module):
         return dict(zip(self.levels, self.config.guidance or [0.0] * len(self.levels)))
 
     @property
+    def drafts(self) -> dict[int, int]:
+        """The default number of drafts of each level (``config.drafts``; 1 where it is empty)."""
+        return dict(zip(self.levels, self.config.drafts or [1] * len(self.levels)))
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -261,12 +277,13 @@ class MusicGenerator(nn.Module):
 
     @classmethod
     def assemble(cls, vqvae: VQVAE, priors, name: str = "", temperature: tuple[float, ...] = (),
-                 guidance: tuple[float, ...] = ()) -> "MusicGenerator":
+                 guidance: tuple[float, ...] = (), drafts: tuple[int, ...] = ()) -> "MusicGenerator":
         """A hierarchy from a trained tokenizer and trained priors (their weights copied); ``temperature``,
-        ``guidance``: each level's default, top first."""
+        ``guidance``, ``drafts``: each level's default, top first."""
         priors = list(priors)
         model = cls(MusicGeneratorConfig(tokenizer=vqvae.config, priors=tuple(p.config for p in priors), name=name,
-                                         temperature=tuple(temperature), guidance=tuple(guidance)))
+                                         temperature=tuple(temperature), guidance=tuple(guidance),
+                                         drafts=tuple(drafts)))
         model.vqvae.load_state_dict(vqvae.state_dict())
         for p in priors:
             model.priors[str(p.config.level)].load_state_dict(p.state_dict())
@@ -319,7 +336,7 @@ class MusicGenerator(nn.Module):
     def generate(self, seconds: float | None = None, n: int = 1, *, seed: int = 0, prompt: Tensor | None = None,
                  codes: list[Tensor] | None = None, stop_level: int | None = None, instrument=None,
                  temperature=None, top_k=None, top_p=None, hop_fraction=0.5, guidance=None, contrast="reversed",
-                 greedy: bool = False,
+                 drafts=None, greedy: bool = False,
                  progress: bool = False, decode: bool = True, piece_seconds: float | None = None,
                  offset_seconds: float = 0.0,
                  on_level: Callable[[int, Tensor, Tensor | None], None] | None = None,
@@ -340,6 +357,9 @@ class MusicGenerator(nn.Module):
             (top first; the top level has no upper codes, so its value is unused); None: each level's default
             (:attr:`guidances`). contrast: what guidance contrasts with, ``"reversed"`` or ``"dropped"`` (see the
             module docstring), one value or one per level.
+            drafts: how many drafts an upsampler draws of each clip, keeping the one whose pitch follows the level
+            above best (see the module docstring), one value or one per level sampled (top first; the top's value
+            is unused); None: each level's default (:attr:`drafts`).
             decode=False: no decoding here (``audio`` None; stream it with :meth:`decode_stream`, as ``arsound
             generate`` does). on_level(level, codes, audio): called as each level is done, with its codes and
             their decoding (None with decode=False), e.g. to play a preview.
@@ -363,9 +383,12 @@ class MusicGenerator(nn.Module):
             temperature = tuple(self.temperatures[lv] for lv in run)
         if guidance is None:
             guidance = tuple(self.guidances[lv] for lv in run)
+        if drafts is None:
+            drafts = tuple(self.drafts[lv] for lv in run)
         per = {name: _per_level(value, run, name) for name, value in
                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("hop_fraction", hop_fraction),
-                ("guidance", guidance), ("contrast", contrast))}
+                ("guidance", guidance), ("contrast", contrast), ("drafts", drafts))}
+        check_drafts(per["drafts"].values(), "drafts")
         for t in per["temperature"].values():
             if not greedy:
                 check_temperature(t)
@@ -438,20 +461,36 @@ class MusicGenerator(nn.Module):
                 x = known
             else:
                 t0 = time.perf_counter()
-                x = sample_level(prior, totals[lv], n, known=known, upper=upper,
-                                 label=label if prior.config.num_labels else None,
+                k = per["drafts"][lv] if upper is not None else 1     # rows j * n + i: draft j of clip i
+                x = sample_level(prior, totals[lv], k * n, known=known.repeat(k, 1),
+                                 upper=None if upper is None else upper.repeat(k, 1),
+                                 label=label.repeat(k) if prior.config.num_labels else None,
                                  hop_fraction=per["hop_fraction"][lv], temperature=per["temperature"][lv],
                                  top_k=per["top_k"][lv], top_p=per["top_p"][lv], greedy=greedy,
                                  generator=generator, progress=progress, desc=f"level {lv}",
                                  on_token=None if on_token is None else (lambda d, t, lv=lv: on_token(lv, d, t)),
                                  offset=offsets[lv], piece=pieces[lv], guidance=per["guidance"][lv],
                                  contrast=per["contrast"][lv])
+                if k > 1:
+                    x = self.best_drafts(x.view(k, n, -1), upper, lv, samples)
                 spent[lv] = time.perf_counter() - t0
             out[lv], upper = x, x
             audio = self.decode(x, lv, samples) if decode and (on_level is not None or lv == stop) else None
             if on_level is not None:
                 on_level(lv, x, audio)
         return Generated(codes=out, audio=audio, level=stop, seconds=spent, samples=samples, instruments=instruments)
+
+    def best_drafts(self, drafts: Tensor, upper: Tensor, level: int, samples: int) -> Tensor:
+        """``drafts[k, n, T_l]`` of one level -> ``LongTensor[n, T_l]``: for each clip, the draft whose decoding
+        agrees best in pitch, frame by frame, with the decoding of its ``upper[n, T_(l+1)]`` codes (the first of
+        equals)."""
+        k, n = drafts.shape[:2]
+        sr = self.sample_rate
+        ref = [chroma_frames(w, sr) for w in self.decode(upper, level + 1, samples).cpu().numpy()]
+        audio = self.decode(drafts.flatten(0, 1), level, samples).cpu().numpy()
+        score = torch.tensor([chroma_agreement(chroma_frames(audio[j * n + i], sr), ref[i])
+                              for j in range(k) for i in range(n)]).view(k, n)
+        return drafts[score.argmax(0).to(drafts.device), torch.arange(n, device=drafts.device)]
 
     def codes_file(self, out: Generated, i: int = 0) -> CodesFile:
         """Clip ``i`` of ``out`` in the package's codes format (``audio/codes.py``): the levels sampled or
@@ -509,6 +548,12 @@ def _counted(steps, bar, seen: int, tick: Callable[[int], None] | None = None):
             return out
 
         yield counted
+
+
+def check_drafts(values, name: str) -> None:
+    """Every number of drafts a whole number >= 1, or one clear error naming ``name``."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise ValueError(f"{name}: the number of drafts must be a whole number >= 1, got {tuple(values)}")
 
 
 def _per_level(value, levels: list[int], name: str) -> dict[int, object]:

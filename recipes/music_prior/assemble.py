@@ -4,7 +4,7 @@
     python recipes/music_prior/assemble.py runs/music_top/model runs/music_middle/model runs/music_bottom/model \\
         -o checkpoints/music-chorales [--tokenizer vqvae-chorales] [--name vqvae-chorales] \\
         [--heldout data_cache/tokens/chorales-WEIGHTS/test --pieces 1] [--temperature 1.0 0.9 0.9] \\
-        [--guidance 0 0.5 0]
+        [--guidance 0 0.5 0] [--drafts 1 4 1]
     python recipes/music_prior/assemble.py --split music-chorales -o runs/music_shipped   # level2/ level1/ level0/
 
 Every prior must have been trained on this tokenizer's codes (its card names the weights); the levels must be
@@ -57,7 +57,8 @@ def heldout_subset(folder: str | Path, pieces: int, out: Path) -> list[str]:
 
 
 def assemble(priors: list[str], tokenizer: str, name: str = "",
-             temperature: tuple[float, ...] = (), guidance: tuple[float, ...] = ()) -> tuple[MusicGenerator, dict]:
+             temperature: tuple[float, ...] = (), guidance: tuple[float, ...] = (),
+             drafts: tuple[int, ...] = ()) -> tuple[MusicGenerator, dict]:
     vq = load(tokenizer)
     wid = weights_id(vq)
     models, card = [], {"tokenizer": f"{name or tokenizer} (weights {wid})", "hardware": hardware()}
@@ -86,7 +87,8 @@ def assemble(priors: list[str], tokenizer: str, name: str = "",
             init = entries.get("initialized from", "").split(";")[0]      # "SOURCE (weights ID)"
             card[key] = line + (f", started from {init}" if init else "")
         models.append(prior)
-    gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer), temperature=temperature, guidance=guidance)
+    gen = MusicGenerator.assemble(vq, models, name=name or str(tokenizer), temperature=temperature, guidance=guidance,
+                                  drafts=drafts)
     return gen, card
 
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> Path:
                    help="the default sampling temperature of each level, top first (default: 1 everywhere)")
     p.add_argument("--guidance", type=float, nargs="+", default=[], metavar="W",
                    help="the default upper-code guidance of each level, top first (default: 0, none, everywhere)")
+    p.add_argument("--drafts", type=int, nargs="+", default=[], metavar="K",
+                   help="the default number of drafts of each level, top first (default: 1, none, everywhere)")
     args = p.parse_args(argv)
     if args.split:
         folders = split(args.split, args.out)
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> Path:
         return Path(args.out)
     if not args.priors:
         p.error("give the prior folders, or --split GENERATOR")
-    gen, card = assemble(args.priors, args.tokenizer, args.name, tuple(args.temperature), tuple(args.guidance))
+    gen, card = assemble(args.priors, args.tokenizer, args.name, tuple(args.temperature), tuple(args.guidance),
+                         tuple(args.drafts))
     if args.card:
         card.update(json.loads(Path(args.card).read_text()))
     card["usage"] = "arsound generate --model THIS_FOLDER --seconds 10 --seed 0 --instrument organ -o clips/"

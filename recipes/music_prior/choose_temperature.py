@@ -24,6 +24,10 @@ bootstrap standard deviation of the lowest and whose instrument accuracy is with
 key clarity wins. (The first rule had only the Frechet condition; it chose 0.5 from 0 / 0.5 / 1, which on both
 splits turned most organ clips into strings for the classifier, so the instrument condition was added, and with
 0.25 among the candidates the sweep chose 0.25.)
+
+Then, with ``--drafts``, the number of drafts on ``--draft-levels`` (default: every upsampler; each clip's draft
+whose pitch follows the level above best is kept, ``music/generator.py``): the same top codes, seeds and rule,
+at the guidance just chosen (or the model's own).
 """
 from __future__ import annotations
 
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--guidances", type=float, nargs="*", default=[],
                    help="also sweep the upsamplers' upper-code guidance over these weights (from nothing)")
     p.add_argument("--guidance-levels", type=int, nargs="+", help="the levels guided (default: every upsampler)")
+    p.add_argument("--drafts", type=int, nargs="*", default=[],
+                   help="also sweep the upsamplers' number of drafts over these (from nothing, after guidance)")
+    p.add_argument("--draft-levels", type=int, nargs="+", help="the levels drafted (default: every upsampler)")
     p.add_argument("--contrast", choices=CONTRASTS, default="reversed",
                    help="what guidance contrasts with (music/generator.py; dropped: an upsampler trained with "
                         "condition dropout)")
@@ -109,8 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     chosen = (top_best,) + below
     print(f"\nchosen: assemble.py ... --temperature {' '.join(f'{t:g}' for t in chosen)}")
     guide_rows, guidance = {}, tuple(gen.guidances.values())
-    if args.guidances:
-        guided = args.guidance_levels or levels[1:]
+    draft_rows, drafts = {}, tuple(gen.drafts.values())
+    if args.guidances or args.drafts:
         names = list(gen.priors[str(top)].config.label_names)
         clf = instrument_classifier(AudioDataset(args.name, "train", root=args.root), args.seconds) if names else None
         codes = [None] * len(plan)
@@ -119,35 +126,60 @@ def main(argv: list[str] | None = None) -> dict:
                                stop_level=top, decode=False)
             for j, i in enumerate(idx):
                 codes[i] = res.codes[top][j]
-        for w in args.guidances:
+
+        def upsampled(what: str, **settings) -> dict:
+            """The top codes upsampled with the same seeds under ``settings``, scored; a paired comparison."""
             t0, wavs = time.perf_counter(), []
-            weights = tuple(w if lv in guided else 0.0 for lv in levels)
             for b in range(0, len(codes), args.batch):
                 given = [torch.stack(codes[b:b + args.batch]) if lv == top else [] for lv in range(len(gen.vqvae.hops))]
                 res = gen.generate(args.seconds, len(given[top]), seed=b, codes=given, temperature=chosen,
-                                   guidance=weights, contrast=args.contrast, progress=True,
+                                   contrast=args.contrast, progress=True, **settings,
                                    instrument=plan[b:b + args.batch])             # the clips' own, as drawn
                 wavs += [y.numpy() for y in res.audio]
             acc = instrument_accuracy(clf, wavs, sr, plan) if clf is not None else 1.0
-            guide_rows[w] = {**set_figures(wavs, sr, ref_frames, ref_chroma), "instrument_accuracy": acc,
-                             "seconds": round(time.perf_counter() - t0, 1)}
-            print(f"guidance {w}: " + ", ".join(f"{k} {v:.3f}" for k, v in guide_rows[w].items()), flush=True)
-        low = min(guide_rows.values(), key=lambda r: r["frechet"])
-        keeps = max(r["instrument_accuracy"] for r in guide_rows.values()) - 0.1
-        close = [w for w, r in guide_rows.items() if r["frechet"] <= low["frechet"] + low["frechet_sd"]]
-        near = [w for w in close if guide_rows[w]["instrument_accuracy"] >= keeps - 1e-9] or close
-        w_best = max(near, key=lambda w: guide_rows[w]["key_clarity"])
+            row = {**set_figures(wavs, sr, ref_frames, ref_chroma), "instrument_accuracy": acc,
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            print(f"{what}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+            return row
+
+    if args.guidances:
+        guided = args.guidance_levels or levels[1:]
+        for w in args.guidances:
+            guide_rows[w] = upsampled(f"guidance {w}", guidance=tuple(w if lv in guided else 0.0 for lv in levels),
+                                      drafts=drafts)
+        w_best = keeps_the_sound(guide_rows)
         guidance = tuple(w_best if lv in guided else 0.0 for lv in levels)
         table(guide_rows, w_best, f"guidance at levels {guided} (from nothing; the top at {top_best:g})")
         print(f"chosen: assemble.py ... --guidance {' '.join(f'{w:g}' for w in guidance)}")
+    if args.drafts:
+        drafted = args.draft_levels or levels[1:]
+        for k in args.drafts:
+            draft_rows[k] = upsampled(f"drafts {k}", guidance=guidance,
+                                      drafts=tuple(k if lv in drafted else 1 for lv in levels))
+        k_best = keeps_the_sound(draft_rows)
+        drafts = tuple(k_best if lv in drafted else 1 for lv in levels)
+        table(draft_rows, k_best, f"drafts at levels {drafted} (from nothing; guidance "
+                                  f"{', '.join(f'{w:g}' for w in guidance)})")
+        print(f"chosen: assemble.py ... --drafts {' '.join(map(str, drafts))}")
     result = {"model": args.model, "clips": len(tops), "reference_clips": len(real), "seconds": args.seconds,
               "sweep": {str(k): v for k, v in rows.items()}, "top_sweep": {str(k): v for k, v in top_rows.items()},
               "guidance_sweep": {str(k): v for k, v in guide_rows.items()},
-              "chosen": list(chosen), "chosen_guidance": list(guidance),
+              "draft_sweep": {str(k): v for k, v in draft_rows.items()},
+              "chosen": list(chosen), "chosen_guidance": list(guidance), "chosen_drafts": list(drafts),
               "contrast": args.contrast}
     if args.out:
         write_json(args.out, result)
     return result
+
+
+def keeps_the_sound(rows: dict) -> float:
+    """Of the settings whose Frechet distance is within one bootstrap sd of the lowest and whose instrument
+    accuracy is within 0.1 of the best (pitch must not cost the sound), the one with the highest key clarity."""
+    low = min(rows.values(), key=lambda r: r["frechet"])
+    keeps = max(r["instrument_accuracy"] for r in rows.values()) - 0.1
+    close = [w for w, r in rows.items() if r["frechet"] <= low["frechet"] + low["frechet_sd"]]
+    near = [w for w in close if rows[w]["instrument_accuracy"] >= keeps - 1e-9] or close
+    return max(near, key=lambda w: rows[w]["key_clarity"])
 
 
 def table(rows: dict, best: float, what: str) -> None:

@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="one, or one per level (top first); default: the model's own per level")
     p.add_argument("--guidance", type=float, nargs="+", metavar="W",
                    help="upper-code guidance, one or one per level (top first); default: the model's own per level")
+    p.add_argument("--drafts", type=int, nargs="+", metavar="K",
+                   help="drafts per clip at each level, the best pitch kept, one or one per level (top first); "
+                        "default: the model's own per level")
     p.add_argument("--contrast", choices=CONTRASTS, default="reversed",
                    help="what guidance contrasts with (music/generator.py; dropped: an upsampler trained with "
                         "condition dropout)")
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     rms = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
     noise = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) * rms for i in range(args.clips)]
     temperature, guidance = given_or_own(args.temperature, gen.temperatures), given_or_own(args.guidance, gen.guidances)
+    drafts = given_or_own(args.drafts, gen.drafts)
     # the real test clips' codes down to each upper level, the levels below sampled by the upsamplers: what the
     # upsamplers do alone (from the top: a perfect top prior; from the middle: the bottom upsampler alone)
     with torch.no_grad():
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
                       for lv in range(len(gen.vqvae.hops))]
             t1 = time.perf_counter()
             res = gen.generate(args.seconds, len(codes_[upper]), seed=b, codes=codes_, temperature=temperature,
-                               guidance=guidance, contrast=args.contrast, progress=True,
+                               guidance=guidance, contrast=args.contrast, drafts=drafts, progress=True,
                                instrument=plan[b:b + args.batch])                 # the real clips' own
             up_s[upper] += time.perf_counter() - t1
             upsampled[upper] += [y.numpy() for y in res.audio]
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     for inst, idx in instrument_batches(plan, args.batch):
         t1 = time.perf_counter()
         res = gen.generate(args.seconds, len(idx), seed=idx[0], instrument=inst, temperature=temperature,
-                           guidance=guidance, contrast=args.contrast, progress=True)
+                           guidance=guidance, contrast=args.contrast, drafts=drafts, progress=True)
         gen_s += time.perf_counter() - t1
         generated += [y.numpy() for y in res.audio]
         asked += [inst] * len(idx)
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     acc_real = instrument_accuracy(clf, real, sr, [instrument_of[i] for i in real_ids])
     acc_gen = instrument_accuracy(clf, generated, sr, asked) if names != [None] else float("nan")
     result = {"model": args.model, "clips": args.clips, "seconds": args.seconds, "temperature": temperature,
-              "guidance": guidance, "contrast": args.contrast,
+              "guidance": guidance, "contrast": args.contrast, "drafts": drafts,
               "hardware": hardware(),
               "load": os.getloadavg(), "generation_s": round(gen_s, 1), "rtf": gen_s / (args.clips * args.seconds),
               "upsampling_s": {f"from level {lv}": round(t, 1) for lv, t in up_s.items()},
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = {t: v for t, v, _ in targets}
     table = "\n".join(lines) + "\n"
     write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
-                                 f"{temperature}, guidance {guidance} ({args.contrast} contrast); "
+                                 f"{temperature}, guidance {guidance} ({args.contrast} contrast), drafts {drafts}; "
                                  f"{hardware()}; generation "
                                  f"{gen_s:.0f} s (RTF {result['rtf']:.2f})\n\n{table}")
     write_json(out / "results.json", result)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arsound.audio.music_metrics import (KK_MAJOR, KK_MINOR, bootstrap_frechet, chroma_histogram,
-                                         frechet_distance, histogram_distance, key_clarity, logmel_frames)
+from arsound.audio.music_metrics import (KK_MAJOR, KK_MINOR, bootstrap_frechet, chroma_agreement, chroma_frames,
+                                         chroma_histogram, frechet_distance, histogram_distance, key_clarity,
+                                         logmel_frames)
 
 SR = 16000
 
@@ -56,6 +57,26 @@ def test_chroma_of_known_tones():
     c_major = chroma_histogram(tones([261.63, 329.63, 392.0, 523.25]), SR)
     assert key_clarity(c_major)[1] in ("C major", "A minor", "E minor")    # the triad's own keys
     assert histogram_distance(a440, a440) == 0 and 0 < histogram_distance(a440, c_major) <= 1
+
+
+def test_chroma_agreement_follows_the_notes_moment_by_moment():
+    """The same notes at the same moments agree fully, at any level; a chord a tritone away hardly at all; the same
+    two chords in the other order (the same histogram) no more than either chord against the other; silence
+    scores 0 and the frames shared are compared."""
+    c, fs = tones([261.63, 329.63, 392.0]), tones([369.99, 466.16, 554.37])
+    cf, fsf = chroma_frames(c, SR), chroma_frames(fs, SR)
+    assert cf.shape == (1 + SR // 1024, 12) and np.allclose(np.linalg.norm(cf, axis=1), 1)
+    assert chroma_agreement(cf, cf) == pytest.approx(1.0)
+    assert chroma_agreement(cf, chroma_frames(0.1 * c, SR)) == pytest.approx(1.0, abs=1e-5)
+    across = chroma_agreement(cf, fsf)
+    assert across < 0.3
+    ab, ba = (chroma_frames(np.concatenate(p), SR) for p in ((c, fs), (fs, c)))
+    assert histogram_distance(chroma_histogram(np.concatenate((c, fs)), SR),
+                              chroma_histogram(np.concatenate((fs, c)), SR)) < 0.02
+    assert chroma_agreement(ab, ba) < 0.5 < chroma_agreement(ab, ab)
+    silent = chroma_frames(np.zeros(SR, np.float32), SR)
+    assert not silent.any() and chroma_agreement(cf, silent) == 0.0
+    assert chroma_agreement(cf[:5], cf) == pytest.approx(1.0) and chroma_agreement(cf[:0], cf) == 0.0
 
 
 def test_logmel_frames_shape():

@@ -67,6 +67,18 @@ def test_guidance_reaches_the_upsampler_and_is_recorded(saved_music, tmp_path):
     assert json.loads((tmp_path / "guided" / "settings.json").read_text())["guidance"] == 2.0
 
 
+def test_drafts_reach_the_upsampler_and_are_recorded(saved_music, tmp_path):
+    """--drafts (tests/music/test_generator.py) changes the upsampled level only and is written to settings.json;
+    without it the model's own per level is recorded."""
+    args = ["generate", "--model", str(saved_music), "--seconds", "0.1", "--instrument", "organ", "--seed", "2"]
+    assert cli(args + ["-o", str(tmp_path / "plain")]) == 0
+    assert cli(args + ["--drafts", "1", "3", "-o", str(tmp_path / "drafted")]) == 0
+    plain, drafted = (load_codes(tmp_path / d / "sample_0.npz") for d in ("plain", "drafted"))
+    assert torch.equal(plain.codes[1], drafted.codes[1]) and not torch.equal(plain.codes[0], drafted.codes[0])
+    assert json.loads((tmp_path / "plain" / "settings.json").read_text())["drafts"] == [1, 1]
+    assert json.loads((tmp_path / "drafted" / "settings.json").read_text())["drafts"] == [1, 3]
+
+
 def test_top_level_preview_then_upsample(saved_music, tmp_path):
     assert cli(["generate", "--model", str(saved_music), "--seconds", "0.05", "--levels", "1", "--instrument",
                 "organ", "-o", str(tmp_path / "top")]) == 0
@@ -115,6 +127,7 @@ def bad_cases(saved_music, saved_vqvae, tmp_path):
         "too many temperatures": (m + ["--seconds", "0.1", "--temperature", "1", "1", "1", "--instrument", "organ"],
                                   "one per level"),
         "negative guidance": (m + ["--seconds", "0.1", "--guidance", "-1"], "--guidance must be >= 0"),
+        "no drafts": (m + ["--seconds", "0.1", "--drafts", "0"], "--drafts must be >= 1"),
         "offset without piece": (m + ["--seconds", "0.1", "--offset", "1"], "--offset needs --piece-seconds"),
         "clip outside piece": (m + ["--seconds", "0.1", "--piece-seconds", "0.3", "--offset", "0.25"],
                                "does not fit in --piece-seconds 0.3"),
@@ -123,7 +136,7 @@ def bad_cases(saved_music, saved_vqvae, tmp_path):
 
 @pytest.mark.parametrize("case", ["seconds 0", "unknown instrument", "short prompt", "foreign codes",
                                   "not a hierarchy", "bad level", "bad top-p", "missing prompt",
-                                  "too many temperatures", "negative guidance", "offset without piece",
+                                  "too many temperatures", "negative guidance", "no drafts", "offset without piece",
                                   "clip outside piece"])
 def test_bad_input_is_one_line_and_writes_nothing(case, saved_music, saved_vqvae, tmp_path, capsys):
     argv, message = bad_cases(saved_music, saved_vqvae, tmp_path)[case]

@@ -498,3 +498,69 @@ def test_default_guidance_is_the_configs(tmp_path):
         MusicGenerator(replace(plain.config, guidance=(1.0, 1.0)))
     with pytest.raises(ValueError, match="config.guidance must be >= 0"):
         MusicGenerator(replace(plain.config, guidance=(0.0, -1.0, 0.0)))
+
+
+# ---- drafts ----------------------------------------------------------------------------------------------
+def test_drafts_keep_each_clips_draft_that_follows_the_upper_level_best(gen, monkeypatch):
+    """With k drafts an upsampler draws k different versions of every clip and keeps, per clip, the one whose
+    decoding agrees best in pitch with the decoding of the codes above it (each draft decoded alone here); the
+    level below is drawn under the kept codes, and the top level is drawn once."""
+    from arsound.audio.music_metrics import chroma_agreement, chroma_frames
+
+    seen, best = [], MusicGenerator.best_drafts
+
+    def spy(self, drafts, upper, level, samples):
+        kept = best(self, drafts, upper, level, samples)
+        seen.append((level, drafts.clone(), upper.clone(), kept.clone(), samples))
+        return kept
+
+    monkeypatch.setattr(MusicGenerator, "best_drafts", spy)
+    out = gen.generate(0.05, n=3, seed=2, instrument=["organ", "piano", "organ"], drafts=(4, 3, 2))
+    assert [s[0] for s in seen] == [1, 0]
+    for level, drafts, upper, kept, samples in seen:
+        assert drafts.shape[:2] == ((3, 3) if level == 1 else (2, 3)) and torch.equal(kept, out.codes[level])
+        assert torch.equal(upper, out.codes[level + 1])                   # drawn under the kept codes above
+        for i in range(3):
+            assert len({tuple(d[i].tolist()) for d in drafts}) > 1        # different drafts of clip i
+            ref = chroma_frames(gen.decode(upper[i:i + 1], level + 1, samples)[0].numpy(), SR)
+            score = [chroma_agreement(chroma_frames(gen.decode(d[i:i + 1], level, samples)[0].numpy(), SR), ref)
+                     for d in drafts]
+            assert torch.equal(kept[i], drafts[max(range(len(score)), key=score.__getitem__)][i]), (level, i)
+    one = gen.generate(0.05, n=3, seed=2, instrument=["organ", "piano", "organ"], drafts=1, decode=False)
+    assert torch.equal(one.codes[2], out.codes[2])                        # the top level is not drafted
+
+
+def test_drafts_keep_each_clips_conditions():
+    """Every draft of clip i is drawn under clip i's upper codes, instrument and prompt: with a rule prior all
+    drafts of a clip are the same and follow its own rule, the given top codes are kept."""
+    ruled = build()
+    with_rules(ruled)
+    seconds, asked = 14 * 64 / SR, ["strings", "organ", "piano"]
+    totals = ruled.tokens(round(seconds * SR))
+    want = [expected_codes(totals, label=("organ", "piano", "strings").index(a)) for a in asked]
+    out = ruled.generate(seconds, n=3, seed=5, instrument=asked, drafts=3)
+    tops = torch.stack([w[2] for w in want])
+    up = ruled.generate(seconds, n=3, seed=6, instrument=asked, codes=[[], [], tops], drafts=(1, 2, 3))
+    for i in range(3):
+        assert all(torch.equal(out.codes[lv][i], want[i][lv]) for lv in (2, 1, 0)), i
+        assert all(torch.equal(up.codes[lv][i], want[i][lv]) for lv in (2, 1, 0)), i
+
+
+def test_default_drafts_are_the_configs_and_bad_counts_are_refused(gen, tmp_path):
+    plain, tuned = saved_with(tmp_path, drafts=(1, 3, 1))
+    assert plain.drafts == {2: 1, 1: 1, 0: 1} and tuned.drafts == {2: 1, 1: 3, 0: 1}
+    kw = dict(seconds=0.05, n=2, seed=1, instrument="piano", decode=False)
+    chosen = tuned.generate(**kw).codes
+    assert all(torch.equal(chosen[lv], tuned.generate(**kw, drafts=(1, 3, 1)).codes[lv]) for lv in (2, 1, 0))
+    once = tuned.generate(**kw, drafts=1).codes
+    assert all(torch.equal(once[lv], plain.generate(**kw).codes[lv]) for lv in (2, 1, 0))   # 1: as without drafts
+    assert not torch.equal(chosen[1], once[1])
+    for bad in (0, 1.5, True, (1, 0, 1)):
+        with pytest.raises(ValueError, match="the number of drafts must be a whole number >= 1"):
+            gen.generate(**kw, drafts=bad)
+    with pytest.raises(ValueError, match="drafts: give one value or one per level"):
+        gen.generate(**kw, drafts=(2, 2))
+    with pytest.raises(ValueError, match="config.drafts: give one value or one per level"):
+        MusicGenerator(replace(plain.config, drafts=(1, 2)))
+    with pytest.raises(ValueError, match="config.drafts: the number of drafts must be"):
+        MusicGenerator(replace(plain.config, drafts=(1, 0, 1)))

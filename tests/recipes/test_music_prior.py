@@ -46,10 +46,11 @@ def test_recipe_debug_one_step_each_level_then_assemble(saved_vqvae, tmp_path):
     test_tokens = next((tmp_path / "tok").glob("chorales-*/test"))
     folder = assemble.main([str(tmp_path / "middle" / "model"), str(tmp_path / "top" / "model"), "-o",
                             str(tmp_path / "music"), "--tokenizer", str(saved_vqvae), "--name", "tiny",
-                            "--heldout", str(test_tokens), "--pieces", "1", "--guidance", "0", "0.5"])
+                            "--heldout", str(test_tokens), "--pieces", "1", "--guidance", "0", "0.5",
+                            "--drafts", "1", "2"])
     gen = load(folder)
     assert isinstance(gen, MusicGenerator) and gen.levels == [1, 0] and gen.config.name == "tiny"
-    assert gen.guidances == {1: 0.0, 0: 0.5} and gen.temperatures == {1: 1.0, 0: 1.0}
+    assert gen.guidances == {1: 0.0, 0: 0.5} and gen.temperatures == {1: 1.0, 0: 1.0} and gen.drafts == {1: 1, 0: 2}
     assert gen.generate(0.05, instrument="piano").audio.shape == (1, 800)
     card = (folder / "README.md").read_text()
     assert "level 1 prior" in card and "without upper codes" in card and "condition dropout 0.2" in card
@@ -127,7 +128,7 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
     assert result["generated_instruments"] == {k: mix.count(k) for k in mix}      # the reference's own mix
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert saved["clips"] == 2 and saved["guidance"] == [0.0, 0.0]        # the model's own: none
-    assert saved["contrast"] == "reversed"
+    assert saved["contrast"] == "reversed" and saved["drafts"] == [1, 1]
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 1000
     assert len(list((tmp_path / "eval" / "examples").glob("generated_*.wav"))) == 2
 
@@ -172,4 +173,10 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     near = [w for w in close if g[w]["instrument_accuracy"] >= keeps - 1e-9] or close
     assert all(0 <= f["instrument_accuracy"] <= 1 for f in g.values())
     assert r["chosen_guidance"] == [0.0, float(max(near, key=lambda w: g[w]["key_clarity"]))]
-    assert r["contrast"] == "reversed"
+    assert r["contrast"] == "reversed" and r["chosen_drafts"] == [1, 1] and r["draft_sweep"] == {}
+    # the drafts sweep: the same top codes and rule, at the guidance just chosen (here the model's own, none)
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+                                 "--temperatures", "--drafts", "1", "3", "--root", str(root)])
+    d = r["draft_sweep"]
+    assert set(d) == {"1", "3"} and d["1"]["frechet"] != d["3"]["frechet"] and r["guidance_sweep"] == {}
+    assert r["chosen_drafts"] == [1, choose_temperature.keeps_the_sound({int(k): v for k, v in d.items()})]
