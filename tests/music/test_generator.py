@@ -515,18 +515,18 @@ def test_drafts_keep_each_clips_draft_that_follows_the_upper_level_best(gen, mon
         return kept
 
     monkeypatch.setattr(MusicGenerator, "best_drafts", spy)
-    out = gen.generate(0.05, n=3, seed=2, instrument=["organ", "piano", "organ"], drafts=(4, 3, 2))
+    out = gen.generate(0.05, n=2, seed=2, instrument=["organ", "piano"], drafts=(4, 3, 2))
     assert [s[0] for s in seen] == [1, 0]
     for level, drafts, upper, kept, samples in seen:
-        assert drafts.shape[:2] == ((3, 3) if level == 1 else (2, 3)) and torch.equal(kept, out.codes[level])
+        assert drafts.shape[:2] == ((3, 2) if level == 1 else (2, 2)) and torch.equal(kept, out.codes[level])
         assert torch.equal(upper, out.codes[level + 1])                   # drawn under the kept codes above
-        for i in range(3):
+        for i in range(2):
             assert len({tuple(d[i].tolist()) for d in drafts}) > 1        # different drafts of clip i
             ref = chroma_frames(gen.decode(upper[i:i + 1], level + 1, samples)[0].numpy(), SR)
             score = [chroma_agreement(chroma_frames(gen.decode(d[i:i + 1], level, samples)[0].numpy(), SR), ref)
                      for d in drafts]
             assert torch.equal(kept[i], drafts[max(range(len(score)), key=score.__getitem__)][i]), (level, i)
-    one = gen.generate(0.05, n=3, seed=2, instrument=["organ", "piano", "organ"], drafts=1, decode=False)
+    one = gen.generate(0.05, n=2, seed=2, instrument=["organ", "piano"], drafts=1, decode=False)
     assert torch.equal(one.codes[2], out.codes[2])                        # the top level is not drafted
 
 

@@ -143,27 +143,27 @@ def test_instrument_batches_group_by_instrument_within_the_batch_size():
 
 def test_choose_temperature_on_valid(saved_music, tmp_path):
     """The temperature sweeps on the validation split: every candidate scored, the lowest Frechet chosen; the top
-    level keeps the model's own (here 1) unless its own sweep is asked for; then the guidance sweep."""
+    level keeps the model's own (here 1) unless its own sweep is asked for; then the guidance and drafts sweeps."""
     from recipes.music_prior import choose_temperature
 
     root = tmp_path / "data"
     fake_prepared(root, "chorales", [{"instrument": "organ"}, {"instrument": "piano"}], seconds=0.5)
-    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.2", "--batch", "1",
                                  "--temperatures", "1", "0.5", "--root", str(root), "--out", str(tmp_path / "t.json")])
     assert set(r["sweep"]) == {"1.0", "0.5"} and r["reference_clips"] == 2
     best = min(r["sweep"], key=lambda t: r["sweep"][t]["frechet"])
     assert r["chosen"] == [1.0, float(best)]                          # the debug hierarchy: levels 1 and 0
     assert (tmp_path / "t.json").is_file()
-    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.2", "--batch", "1",
                                  "--temperatures", "1", "--top-temperatures", "1", "0.5", "--root", str(root)])
     assert set(r["top_sweep"]) == {"1.0", "0.5"}
     top = min(r["top_sweep"], key=lambda t: r["top_sweep"][t]["frechet"])
     assert r["chosen"] == [float(top), 1.0] and r["top_sweep"]["1.0"] != r["top_sweep"]["0.5"]
     # the guidance sweep at the model's own temperatures (no value: no temperature sweep): the weights whose
     # Frechet distance is within one bootstrap sd of the lowest and instrument accuracy within 0.1 of the best,
-    # then the highest key clarity
-    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
-                                 "--temperatures", "--guidances", "0", "2", "--root", str(root)])
+    # then the highest key clarity; then the drafts sweep at the weight chosen, the same top codes and rule
+    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.2", "--batch", "1",
+                                 "--temperatures", "--guidances", "0", "2", "--drafts", "1", "3", "--root", str(root)])
     assert r["sweep"] == {} and r["top_sweep"] == {} and r["chosen"] == [1.0, 1.0]
     g = r["guidance_sweep"]
     assert set(g) == {"0.0", "2.0"} and g["0.0"]["frechet"] != g["2.0"]["frechet"]
@@ -172,11 +172,10 @@ def test_choose_temperature_on_valid(saved_music, tmp_path):
     close = [w for w in g if g[w]["frechet"] <= low["frechet"] + low["frechet_sd"]]
     near = [w for w in close if g[w]["instrument_accuracy"] >= keeps - 1e-9] or close
     assert all(0 <= f["instrument_accuracy"] <= 1 for f in g.values())
-    assert r["chosen_guidance"] == [0.0, float(max(near, key=lambda w: g[w]["key_clarity"]))]
-    assert r["contrast"] == "reversed" and r["chosen_drafts"] == [1, 1] and r["draft_sweep"] == {}
-    # the drafts sweep: the same top codes and rule, at the guidance just chosen (here the model's own, none)
-    r = choose_temperature.main(["--model", str(saved_music), "--clips", "2", "--seconds", "0.3", "--batch", "1",
-                                 "--temperatures", "--drafts", "1", "3", "--root", str(root)])
+    w = float(max(near, key=lambda w: g[w]["key_clarity"]))
+    assert r["chosen_guidance"] == [0.0, w] and r["contrast"] == "reversed"
     d = r["draft_sweep"]
-    assert set(d) == {"1", "3"} and d["1"]["frechet"] != d["3"]["frechet"] and r["guidance_sweep"] == {}
+    assert set(d) == {"1", "3"} and d["1"]["frechet"] != d["3"]["frechet"]
+    same = [k for k in d["1"] if k != "seconds"]                   # one draft at the chosen weight: that row again
+    assert {k: d["1"][k] for k in same} == {k: g[str(w)][k] for k in same}
     assert r["chosen_drafts"] == [1, choose_temperature.keeps_the_sound({int(k): v for k, v in d.items()})]
