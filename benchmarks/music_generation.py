@@ -19,8 +19,8 @@ window then at its own prior's context.
 2. The whole hierarchy at the preset's own context: ``--seconds`` of music from nothing, at each batch size:
    seconds per level, real-time factor (compute seconds per second of audio) per stream and in aggregate
    (``batch x seconds`` of audio), and the time to a top-level preview. With the model's own sampling settings
-   (its upper-code guidance included); ``--unguided`` also times each batch without guidance, side by side, and
-   prints guided / unguided.
+   (its upper-code guidance and drafts included); ``--unguided`` also times each batch without guidance, side by
+   side, and prints guided / unguided.
 The header names the device, CPU, threads and load average: other processes on the machine slow it down.
 """
 from __future__ import annotations
@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> dict:
     priors = sorted(config.priors, key=lambda c: -c.level)                      # top first, as generated
     contexts = ", ".join(f"level {c.level}: context {c.context}" for c in priors)
     guidance = ", ".join(f"{w:g}" for w in (config.guidance or [0.0] * len(priors)))
+    drafts = ", ".join(str(k) for k in (config.drafts or [1] * len(priors)))
     levels = " | ".join(f"level {c.level} (s)" for c in priors)
-    print(f"\n2. the whole hierarchy ({contexts}; hop fraction 0.5; guidance {guidance}), {args.seconds:g} s per clip "
+    print(f"\n2. the whole hierarchy ({contexts}; hop fraction 0.5; guidance {guidance}; drafts {drafts}), "
+          f"{args.seconds:g} s per clip "
           f"from nothing\n\n| batch | seconds | {levels} | total (s) | RTF per stream | RTF aggregate |"
           + (" unguided total (s) | guided / unguided |" if args.unguided else "")
           + f"\n|---:|---:|{'---:|' * len(priors)}---:|---:|---:|" + ("---:|---:|" if args.unguided else ""),
