@@ -199,15 +199,18 @@ def main(argv: list[str] | None = None) -> dict:
     lines += [f"| {name} | {r['frechet']:.2f} ± {r['frechet_sd']:.2f} | {r['chroma_tv']:.3f} | "
               f"{r['key_clarity']:.3f} ± {r['key_clarity_se']:.3f} |" for name, r in rows.items()]
     g, bg, vq = rows["generated"], rows["bigram tokens (level 0)"], rows["VQ-VAE test (level 0)"]
-    targets = [("Frechet: generated at least 2x closer than bigram", bg["frechet"] / max(g["frechet"], 1e-9), ">= 2"),
+    targets = [("Frechet: generated at least 2x closer than bigram", bg["frechet"] / max(g["frechet"], 1e-9), ">= 2",
+                lambda v: v >= 2),
                ("Frechet: generated within 2x of VQ-VAE reconstructions", g["frechet"] / max(vq["frechet"], 1e-9),
-                "<= 2"),
-               ("key clarity: generated within 10% of real", g["key_clarity"] / ref["key_clarity"], "0.9 - 1.1"),
-               ("instrument accuracy: generated / real", acc_gen / max(acc_real, 1e-9), ">= 0.5")]
+                "<= 2", lambda v: v <= 2),
+               ("key clarity: generated within 10% of real", g["key_clarity"] / ref["key_clarity"], "0.9 - 1.1",
+                lambda v: 0.9 <= v <= 1.1),
+               ("instrument accuracy: generated / real", acc_gen / max(acc_real, 1e-9), ">= 0.5", lambda v: v >= 0.5)]
     lines += ["", f"Instrument accuracy (logistic regression on real training clips): real test {acc_real:.2f}, "
-                  f"generated {acc_gen:.2f}.", "", "| target | measured | wanted |", "|---|---:|---|"]
-    lines += [f"| {t} | {v:.2f} | {w} |" for t, v, w in targets]
-    result["targets"] = {t: v for t, v, _ in targets}
+                  f"generated {acc_gen:.2f}.", "", "| target | measured | wanted | |", "|---|---:|---|---|"]
+    lines += [f"| {t} | {v:.3f} | {w} | {'met' if ok(v) else 'missed'} |" for t, v, w, ok in targets]
+    result["targets"] = {t: v for t, v, _, _ in targets}
+    result["targets_met"] = {t: bool(ok(v)) for t, v, _, ok in targets}
     table = "\n".join(lines) + "\n"
     write_text(out / "table.md", f"{args.model}, {args.clips} clips of {args.seconds:g} s, temperature "
                                  f"{temperature}, guidance {guidance} ({args.contrast} contrast), drafts {drafts}; "

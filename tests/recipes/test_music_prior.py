@@ -122,6 +122,10 @@ def test_evaluate_runs_every_set_and_target(saved_music, vqvae, tmp_path):
                                    "generated", "bigram tokens (level 0)", "noise"}
     assert all(math.isfinite(v) for r in result["sets"].values() for v in r.values())
     assert abs(result["sets"]["real test"]["frechet"]) < 1e-6 and len(result["targets"]) == 4
+    key = result["targets"]["key clarity: generated within 10% of real"]            # met or missed, never rounded
+    assert result["targets_met"]["key clarity: generated within 10% of real"] == (0.9 <= key <= 1.1)
+    assert f"| {key:.3f} | 0.9 - 1.1 | {'met' if 0.9 <= key <= 1.1 else 'missed'} |" in \
+        (tmp_path / "eval" / "table.md").read_text()
     assert all(r["frechet_sd"] >= 0 and r["key_clarity_se"] >= 0 for r in result["sets"].values())
     test = AudioDataset("chorales", "test", root=root)
     mix = [e["labels"]["instrument"] for e in test.items][:2]
