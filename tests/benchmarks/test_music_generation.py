@@ -33,10 +33,10 @@ def test_music_benchmark_on_a_trained_hierarchy(saved_music, capsys):
 
 
 def test_music_benchmark_times_the_unguided_hierarchy_beside(saved_music, capsys):
-    """``--unguided``: each batch also without upper-code guidance, in the same run."""
+    """``--unguided``: each batch also with the plain sampler (no guidance, one draft), in the same run."""
     result = music_generation.main(["--model", str(saved_music), "--seconds", "0.02", "--batches", "1",
                                     "--threads", "1", "--skip-levels", "--unguided"])
     row = result["whole"][0]
     assert row["unguided_wall"] > 0 and set(row) >= {"unguided_level1", "unguided_level0"}
     out = capsys.readouterr().out
-    assert "guided / unguided" in out and "guidance 0, 0" in out
+    assert "own settings / plain" in out and "guidance 0, 0" in out and "drafts 1, 1" in out
