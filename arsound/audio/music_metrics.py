@@ -94,10 +94,11 @@ def chroma_histogram(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.nda
 
 def chroma_frames(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
     """Pitch-class energy of each frame of ``wav[T]`` (as :func:`chroma_histogram`): ``[frames, 12]``, every row
-    of unit length (zero for a silent frame)."""
+    of unit length (zero for a silent frame); a clip shorter than one window is zero-padded to it."""
     import librosa
 
     y = np.asarray(wav, dtype=np.float32)
+    y = np.pad(y, (0, max(0, n_fft - len(y))))
     c = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, norm=None, tuning=0.0).T
     norm = np.linalg.norm(c, axis=1, keepdims=True)
     return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
