@@ -79,6 +79,8 @@ def music_tab(out_root: Path, extra_models: list[str]):
                                          "above")
         guidance = gr.Number(None, label="Upper-code guidance of the upsamplers (empty: the model's own; 0: off; "
                                          "higher: clearer keys, less of the instrument's sound)", minimum=0)
+        drafts = gr.Number(None, label="Drafts of the upsamplers, the one that follows the notes above kept (empty: "
+                                       "the model's own; 1: off; more: clearer keys, slower)", minimum=1, precision=0)
     with gr.Accordion("Continue this audio, or a codes file", open=False):
         with gr.Row():
             prompt = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio to continue")
@@ -115,13 +117,14 @@ def music_tab(out_root: Path, extra_models: list[str]):
                 gr.update(choices=[ALL_LEVELS] + [str(lv) for lv in info["levels"]], value=ALL_LEVELS),
                 f"levels {info['levels']} (top first), {info['sample_rate']} Hz")
 
-    def run(name, secs, count, sd, inst, temp, temps, guide, audio_in, p_secs, codes_in, stop_at, request: gr.Request,
-            progress=gr.Progress()):
+    def run(name, secs, count, sd, inst, temp, temps, guide, n_drafts, audio_in, p_secs, codes_in, stop_at,
+            request: gr.Request, progress=gr.Progress()):
         event = _stop_event(request)
         event.clear()
         try:
             t = [float(v) for v in temps.replace(",", " ").split()] if temps and temps.strip() else temp
-            res = music.generate_music(name, secs, sd, int(count), temperature=t, guidance=guide, instrument=inst,
+            res = music.generate_music(name, secs, sd, int(count), temperature=t, guidance=guide, drafts=n_drafts,
+                                       instrument=inst,
                                        prompt=audio_in, prompt_seconds=p_secs, codes=codes_in,
                                        stop_level=None if stop_at in (None, ALL_LEVELS) else int(stop_at),
                                        out_root=out_root, report=lambda f, d: progress(f, desc=d), stop=event)
@@ -137,11 +140,13 @@ def music_tab(out_root: Path, extra_models: list[str]):
                     if shown and k in res.levels else gr.update(value=None, visible=False) for k in range(MAX_LEVELS)]
         return upd
 
-    def run_upsample(name, secs, sd, inst, temp, temps, guide, last, request: gr.Request, progress=gr.Progress()):
+    def run_upsample(name, secs, sd, inst, temp, temps, guide, n_drafts, last, request: gr.Request,
+                     progress=gr.Progress()):
         if not last:
             return [_error(ValueError("no preview yet: generate with 'stop at level' first"))] + \
                 [gr.skip()] * (len(outputs) - 1)
-        return run(name, secs, 1, sd, inst, temp, temps, guide, None, None, last[0], ALL_LEVELS, request, progress)
+        return run(name, secs, 1, sd, inst, temp, temps, guide, n_drafts, None, None, last[0], ALL_LEVELS, request,
+                   progress)
 
     def interrupt(request: gr.Request):
         _stop_event(request).set()
@@ -149,11 +154,11 @@ def music_tab(out_root: Path, extra_models: list[str]):
 
     model.change(on_model, model, [instrument, stop_level, status])
     new_seed.click(lambda: random.randrange(2**31), None, seed, queue=False)
-    inputs = [model, seconds, n, seed, instrument, temperature, per_level, guidance, prompt, prompt_seconds, codes,
-              stop_level]
+    inputs = [model, seconds, n, seed, instrument, temperature, per_level, guidance, drafts, prompt, prompt_seconds,
+              codes, stop_level]
     ev = go.click(run, inputs, outputs, concurrency_id="cpu")
     ev_up = upsample.click(run_upsample, [model, seconds, seed, instrument, temperature, per_level, guidance,
-                                          last_codes],
+                                          drafts, last_codes],
                            outputs, concurrency_id="cpu")
     stop.click(interrupt, None, status, queue=False)
     return model, on_model, [instrument, stop_level, status], (ev, ev_up)

@@ -89,7 +89,7 @@ def _temperatures(temperature, levels: list[int]):
 
 
 def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, temperature=None, guidance=None,
-                   instrument=None, prompt: str | None = None, prompt_seconds: float | None = None,
+                   drafts=None, instrument=None, prompt: str | None = None, prompt_seconds: float | None = None,
                    codes: str | None = None,
                    stop_level: int | None = None, out_root, report=None, stop: threading.Event | None = None
                    ) -> MusicResult:
@@ -99,6 +99,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     continue or upsample; it must come from this hierarchy's tokenizer. stop_level: the lowest level to sample
     (default: all). temperature: one value or one per level (top first); None or 0: the model's own per level.
     guidance: the upsamplers' upper-code guidance weight (``music/generator.py``); None: the model's own per level.
+    drafts: how many drafts each upsampler draws of a clip, keeping the one that follows the level above best; None:
+    the model's own per level.
     Files go to a fresh folder under ``out_root`` that appears only when complete.
     """
     if not 1 <= int(n) <= MAX_CLIPS:
@@ -109,6 +111,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
         raise DemoError("continue either an audio clip or a codes file, not both")
     if guidance is not None and not float(guidance) >= 0:
         raise DemoError(f"the guidance must be >= 0 (0: off), got {guidance}")
+    if drafts is not None and not (float(drafts) == int(float(drafts)) and int(float(drafts)) >= 1):
+        raise DemoError(f"the number of drafts must be a whole number >= 1 (1: off), got {drafts}")
     gen = load_generator(model)
     sr, levels = gen.sample_rate, gen.levels
     stop_level = levels[-1] if stop_level in (None, "") else int(stop_level)
@@ -132,7 +136,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     t0 = time.perf_counter()
     out = gen.generate(float(seconds), int(n), seed=int(seed), prompt=wav, codes=given, stop_level=stop_level,
                        instrument=instrument, temperature=_temperatures(temperature, run), on_token=progress,
-                       guidance=None if guidance is None else float(guidance), decode=False)
+                       guidance=None if guidance is None else float(guidance),
+                       drafts=None if drafts is None else int(float(drafts)), decode=False)
     per_level = {lv: gen.decode(c, lv, out.samples) for lv, c in out.codes.items() if lv in run}
     wall = time.perf_counter() - t0
     with output_dir(out_root, "music") as (tmp, final):
@@ -147,7 +152,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     spent = ", ".join(f"level {lv} {s:.1f} s" for lv, s in out.seconds.items())
     message = (f"{n} clip(s) of {out.samples / sr:.2f} s from level {stop_level} in {wall:.1f} s"
                f"{' (' + spent + ')' if spent else ''}; seed {seed}"
-               + (f"; guidance {float(guidance):g}" if guidance is not None else ""))
+               + (f"; guidance {float(guidance):g}" if guidance is not None else "")
+               + (f"; drafts {int(float(drafts))}" if drafts is not None else ""))
     return MusicResult(clips=[final / c for c in clips], codes=[final / f"sample_{i}.npz" for i in range(n)],
                        levels={lv: [final / x for x in names[lv]] for lv in names},
                        spectrograms=[spectrogram_image(per_level[stop_level][i], sr) for i in range(n)],

@@ -45,7 +45,8 @@ def test_music_lengths_levels_codes_and_seeds(saved_music, tmp_path):
 
 
 def test_music_guidance_reaches_the_upsampler(saved_music, tmp_path):
-    """The guidance box: the model's own when empty; a weight changes the upsampled level only and is reported."""
+    """The guidance and drafts boxes: the model's own when empty; a value changes the upsampled level only and is
+    reported."""
     from arsound.audio.codes import load_codes
 
     own = music.generate_music(str(saved_music), 0.05, seed=2, out_root=tmp_path)
@@ -53,6 +54,10 @@ def test_music_guidance_reaches_the_upsampler(saved_music, tmp_path):
     a, b = load_codes(own.codes[0]), load_codes(guided.codes[0])
     assert (a.codes[1] == b.codes[1]).all() and not (a.codes[0] == b.codes[0]).all()
     assert "guidance 2" in guided.message and "guidance" not in own.message
+    drafted = music.generate_music(str(saved_music), 0.05, seed=2, drafts=3, out_root=tmp_path)
+    c = load_codes(drafted.codes[0])
+    assert (a.codes[1] == c.codes[1]).all() and not (a.codes[0] == c.codes[0]).all()
+    assert "drafts 3" in drafted.message and "drafts" not in own.message
 
 
 def test_music_preview_then_upsample_keeps_the_top_codes(saved_music, tmp_path):
@@ -107,7 +112,9 @@ def test_music_bad_inputs_one_line_nothing_written(saved_music, tmp_path):
              (dict(n=9), "number of clips"),
              (dict(stop_level=5), "this hierarchy samples levels"),
              (dict(instrument="banjo"), "unknown instrument"),
-             (dict(guidance=-1), "guidance must be >= 0")]
+             (dict(guidance=-1), "guidance must be >= 0"),
+             (dict(drafts=0), "number of drafts must be a whole number >= 1"),
+             (dict(drafts=2.5), "number of drafts must be a whole number >= 1")]
     for kw, match in cases:
         kw = {"seconds": 0.5, **kw}
         with pytest.raises(common.USER_ERRORS, match=match) as e:
