@@ -82,24 +82,24 @@ def bootstrap_frechet(clips: list[np.ndarray], ref: np.ndarray, resamples: int =
     return out
 
 
-def chroma_histogram(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
-    """Energy per pitch class of ``wav[T]``: ``[12]`` summing to 1 (uniform for silence)."""
+def _chroma(y: np.ndarray, sr: int, n_fft: int, hop: int) -> np.ndarray:
+    """librosa's ``chroma_stft`` of ``y[T]``, tuned to A = 440 Hz and unnormalized: ``[12, frames]``."""
     import librosa
 
-    y = np.asarray(wav, dtype=np.float32)
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, norm=None, tuning=0.0)
-    h = chroma.sum(1)
+    return librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, norm=None, tuning=0.0)
+
+
+def chroma_histogram(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
+    """Energy per pitch class of ``wav[T]``: ``[12]`` summing to 1 (uniform for silence)."""
+    h = _chroma(np.asarray(wav, dtype=np.float32), sr, n_fft, hop).sum(1)
     return h / h.sum() if h.sum() > 0 else np.full(12, 1 / 12)
 
 
 def chroma_frames(wav, sr: int, n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
     """Pitch-class energy of each frame of ``wav[T]`` (as :func:`chroma_histogram`): ``[frames, 12]``, every row
     of unit length (zero for a silent frame); a clip shorter than one window is zero-padded to it."""
-    import librosa
-
     y = np.asarray(wav, dtype=np.float32)
-    y = np.pad(y, (0, max(0, n_fft - len(y))))
-    c = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, norm=None, tuning=0.0).T
+    c = _chroma(np.pad(y, (0, max(0, n_fft - len(y)))), sr, n_fft, hop).T
     norm = np.linalg.norm(c, axis=1, keepdims=True)
     return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
 
