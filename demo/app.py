@@ -177,6 +177,9 @@ def vocoder_tab(out_root: Path) -> None:
         temperature = gr.Number(0, label="Temperature (0: the one the model's recipe chose)", minimum=0)
         seed = gr.Number(0, label="Seed", precision=0)
         speaker = gr.Textbox("", label="Instrument / speaker (multi-speaker vocoders; empty: 0)")
+        postfilter = gr.Number(0, label="Post-filter passes (0: off; 32: each frame's mel bands pulled onto the "
+                                        "input's, on both vocoders)", precision=0, minimum=0,
+                               maximum=vocoder.MAX_POSTFILTER, elem_id="voc-postfilter")
     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Your clip (overrides the example)",
                      elem_id="voc-input")
     go = gr.Button("Vocode", variant="primary", elem_id="voc-go")
@@ -192,9 +195,10 @@ def vocoder_tab(out_root: Path) -> None:
             in_spec = gr.Image(label="Input spectrogram", interactive=False, height=160)
     table = gr.Dataframe(headers=["vocoder", "LSD (dB)", "MR-STFT"], interactive=False, label="Distance to the input")
 
-    def run(name, up, ex, temp, sd, spk):
+    def run(name, up, ex, temp, sd, spk, pf):
         try:
-            r = vocoder.vocode_clip(name, up, ex, temperature=temp, seed=sd, speaker=spk or None, out_root=out_root)
+            r = vocoder.vocode_clip(name, up, ex, temperature=temp, seed=sd, speaker=spk or None, postfilter=pf,
+                                    out_root=out_root)
         except USER_ERRORS as e:
             return [_error(e)] + [gr.skip()] * 6
         rows = [["WaveNet", r.scores["wavenet"]["lsd_db"], r.scores["wavenet"]["mrstft"]],
@@ -202,7 +206,7 @@ def vocoder_tab(out_root: Path) -> None:
         return [r.message, str(r.wavenet), r.spectrograms["wavenet"], str(r.griffin_lim),
                 r.spectrograms["griffin_lim"], r.spectrograms["input"], rows]
 
-    go.click(run, [model, audio, example, temperature, seed, speaker],
+    go.click(run, [model, audio, example, temperature, seed, speaker, postfilter],
              [status, wn, wn_spec, gl, gl_spec, in_spec, table], concurrency_id="cpu")
 
 

@@ -60,6 +60,39 @@ def mel_energy(c: torch.Tensor) -> torch.Tensor:
     return (2 * (c.double() * MEL_SCALE - MEL_SHIFT)).exp().sum((-2, -1))
 
 
+def band_postfilter(y: torch.Tensor, c: torch.Tensor, front_end: "MelSpectrogram", passes: int = 8,
+                    max_gain: float = 10.0) -> torch.Tensor:
+    """A vocoder's output with its mel bands matched to its conditioning, frame by frame: ``passes`` times, each
+    STFT bin of ``y`` is scaled by the filter-bank-weighted mean of its bands' ratios (conditioning mel /
+    output mel, at most ``max_gain``; bins no band covers stay), then resynthesized (inverse STFT, ``y``'s
+    phases). Only the mel is used, so it is a vocoder stage, not a reference: it removes what the bands say is
+    too loud (the noise a small WaveNet's sampling puts in quiet bands and pauses) and raises what is too quiet,
+    keeping the detail inside each band. Each pass reaches ``n_fft // hop`` frames of context either side.
+
+    y: ``[B, T]`` with ``T = F * hop``; c: ``[B, M, F]`` the normalized log-mel conditioning (frame ``f``
+    centred on sample ``f * hop``; the STFT's last frame, centred on sample ``T`` and half outside the output,
+    takes frame ``F - 1``'s gains); front_end: the vocoder's :class:`MelSpectrogram` (centred). Returns
+    ``[B, T]`` float32.
+    """
+    fe, (B, T), F_ = front_end, y.shape, c.shape[-1]
+    if passes < 0 or T != F_ * fe.hop or c.shape[0] != B or c.shape[1] != fe.n_mels:
+        raise ValueError(f"band_postfilter: y[B, F * {fe.hop}] and c[B, {fe.n_mels}, F] with passes >= 0, got "
+                         f"{tuple(y.shape)}, {tuple(c.shape)}, passes={passes}")
+    target = (c.float() * MEL_SCALE - MEL_SHIFT).exp().clamp_min(fe.floor)         # [B, M, F] magnitude mel
+    fb, y = fe.fb.to(y.device), y.float()
+    cover = fb.sum(0)[None, :, None]                                                # [1, K, 1]
+    for _ in range(passes):
+        S = torch.stft(y, fe.n_fft, fe.hop, fe.win, fe.window, center=True, pad_mode=fe.pad_mode,
+                       return_complex=True)                                         # [B, K, F + 1]
+        mag = S.abs() if fe.power == 1 else S.abs().square()
+        ratio = target / (fb @ mag[..., :F_]).clamp_min(fe.floor)                   # [B, M, F]
+        gain = (fb.t() @ ratio) / cover.clamp_min(1e-12)                            # [B, K, F]
+        gain = torch.where(cover > 0, gain if fe.power == 1 else gain.sqrt(), 1.0).clamp(max=max_gain)
+        gain = torch.cat([gain, gain[..., -1:]], -1)                                # [B, K, F + 1]
+        y = torch.istft(S * gain, fe.n_fft, fe.hop, fe.win, fe.window, center=True, length=T)
+    return y
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
     """librosa's Slaney-style (area-normalized) mel filter bank, ``Tensor[M, K]`` float32."""
     import librosa  # cheap: filters.mel is plain numpy, no numba compilation

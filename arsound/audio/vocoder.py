@@ -11,6 +11,9 @@ so ``arsound.load(name)`` alone can vocode::
 
 ``match_level`` scales the output so the energy of its mel equals the input mel's (one gain per clip, from
 the mel alone: the vocoder's only input), for models whose sampling noise makes them a few dB too loud or quiet.
+``postfilter=k`` goes further, band by band and frame by frame (``features.band_postfilter``, ``k`` passes): the
+output's mel is pulled onto the conditioning's, which takes out the sampling noise a small WaveNet leaves in quiet
+bands and pauses while keeping the detail inside each band.
 
 The baseline every evaluation reports beside it is Griffin-Lim (``features.griffin_lim``) from the same
 mel (:func:`griffin_lim_of`); the metrics are ``audio/metrics.py``'s.
@@ -27,7 +30,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from .features import MelSpectrogram, mel_energy, normalize_mel
+from .features import MelSpectrogram, band_postfilter, mel_energy, normalize_mel
 from .io import AudioError, audio_info, iter_chunks, read_span, resample_file, save_audio_stream
 from .metrics import log_spectral_distance, mr_stft_distance, vocoder_metrics
 from .wavenet import WaveNet
@@ -61,7 +64,7 @@ def _speakers(model, g, B: int) -> Tensor | None:
 @torch.no_grad()
 def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tensor | int | str | None = None, *,
            temperature: float | None = None, greedy: bool = False, seed: int = 0, progress: bool = True,
-           precision: str = "fp32", match_level: bool = False) -> Tensor:
+           precision: str = "fp32", match_level: bool = False, postfilter: int = 0) -> Tensor:
     """Waveform from a mel-conditioned WaveNet through its cached generator (with a progress bar).
 
     wav: ``Tensor[T]`` / ``[B, T]`` in [-1, 1] -> its log-mel (the model's front end) -> resynthesized
@@ -73,8 +76,11 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     precision: a WaveNet's native step's weights, ``"fp32"`` or ``"bf16"`` (``WaveNet.stream``).
     match_level: scale each output row so its mel's energy equals the conditioning's (:func:`level_gain`),
         clipped to [-1, 1].
+    postfilter: passes of :func:`~arsound.audio.features.band_postfilter` (0: none), then clipped to [-1, 1];
+        it matches the level band by band, so it excludes ``match_level``.
     """
     check_vocoder(model)
+    _check_postfilter(postfilter, match_level)
     if (wav is None) == (mel is None):
         raise ValueError("vocode needs exactly one of wav or mel")
     if precision != "fp32" and not isinstance(model, WaveNet):
@@ -107,7 +113,16 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     out = torch.cat(list(pieces), dim=1)
     if match_level:
         out = (out * level_gain(mel_energy(c), mel_energy(model.mel_condition(out)))[:, None]).clamp(-1, 1)
+    if postfilter:
+        out = band_postfilter(out, c.cpu(), model.mel_spectrogram().cpu(), postfilter).clamp(-1, 1)
     return out[0] if squeeze else out
+
+
+def _check_postfilter(postfilter, match_level: bool) -> None:
+    if isinstance(postfilter, bool) or not isinstance(postfilter, int) or postfilter < 0:
+        raise ValueError(f"postfilter must be a number of passes >= 0, got {postfilter!r}")
+    if postfilter and match_level:
+        raise ValueError("postfilter already matches the level, band by band; drop match_level")
 
 
 def level_gain(e_in: Tensor, e_out: Tensor) -> Tensor:
@@ -116,18 +131,27 @@ def level_gain(e_in: Tensor, e_out: Tensor) -> Tensor:
     return torch.where(e_out > 0, (e_in / e_out.clamp_min(1e-300)).sqrt(), torch.ones_like(e_in)).float()
 
 
-def griffin_lim_of(wav: Tensor, mel: MelSpectrogram, n_iter: int = 32) -> Tensor:
-    """The baseline: Griffin-Lim (seeded) from ``wav``'s own log-mel, ``[.., T] -> [.., T]``."""
-    return mel.invert(mel(wav), n_iter=n_iter, length=wav.shape[-1])
+def griffin_lim_of(wav: Tensor, mel: MelSpectrogram, n_iter: int = 32, postfilter: int = 0) -> Tensor:
+    """The baseline: Griffin-Lim (seeded) from ``wav``'s own log-mel, ``[.., T] -> [.., T]``; ``postfilter``:
+    then that many passes of :func:`~arsound.audio.features.band_postfilter` (``T`` whole frames of the hop),
+    so a post-filtered vocoder is compared with a post-filtered baseline."""
+    gl = mel.invert(mel(wav), n_iter=n_iter, length=wav.shape[-1])
+    if not postfilter:
+        return gl
+    F_ = wav.shape[-1] // mel.hop
+    c = normalize_mel(mel(wav)[..., :F_])
+    return band_postfilter(gl.reshape(-1, wav.shape[-1]), c.reshape(-1, *c.shape[-2:]), mel,
+                           postfilter).clamp(-1, 1).reshape(gl.shape)
 
 
 def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, gl_iters: int = 32,
-                             full: bool = False) -> tuple[Tensor, dict]:
+                             full: bool = False, postfilter: int = 0) -> tuple[Tensor, dict]:
     """Griffin-Lim (``gl_iters`` iterations) from ``wav``'s mel and both resyntheses scored against ``wav``
     (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``;
-    ``full`` adds every measure of :func:`~arsound.audio.metrics.vocoder_metrics` (PESQ, STOI, F0 RMSE, VDE)."""
+    ``full`` adds every measure of :func:`~arsound.audio.metrics.vocoder_metrics` (PESQ, STOI, F0 RMSE, VDE);
+    ``postfilter``: Griffin-Lim's output gets the same post-filter passes as ``y`` had."""
     ref = wav[..., :y.shape[-1]]
-    gl = griffin_lim_of(ref, model.mel_spectrogram().cpu(), gl_iters)
+    gl = griffin_lim_of(ref, model.mel_spectrogram().cpu(), gl_iters, postfilter)
     scores = {}
     for name, z in (("wavenet", y), ("griffin_lim", gl)):
         m = (vocoder_metrics(ref, z, model.config.sample_rate) if full else
@@ -152,7 +176,7 @@ def mel_blocks(model, path, frames: int, block: int = BLOCK_FRAMES) -> Iterator[
 
 @torch.no_grad()
 def vocode_file(model, src, out, g: int | str | None = None, *, temperature: float | None = None, seed: int = 0,
-                progress: bool = True, match_level: bool = False) -> int:
+                progress: bool = True, match_level: bool = False, postfilter: int = 0) -> int:
     """Vocode an audio file of any length into ``out`` (its log-mel, then the WaveNet), streaming: the input is
     read and the output written a block at a time, so memory does not grow with the length. A file at
     another rate is first resampled into a temporary file (soxr, streaming). Equals :func:`vocode` of the
@@ -170,41 +194,51 @@ def vocode_file(model, src, out, g: int | str | None = None, *, temperature: flo
             raise AudioError(src, f"{info.frames / info.samplerate:.3f} s long, shorter than one frame "
                                   f"({cfg.hop_length} samples)")
         return vocode_frames(model, mel_blocks(model, src, frames), out, g, temperature=temperature, seed=seed,
-                             progress=progress, frames=frames, match_level=match_level)
+                             progress=progress, frames=frames, match_level=match_level, postfilter=postfilter)
 
 
 @torch.no_grad()
 def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = None, *,
                   temperature: float | None = None, seed: int = 0, progress: bool = True,
-                  frames: int | None = None, match_level: bool = False) -> int:
+                  frames: int | None = None, match_level: bool = False, postfilter: int = 0) -> int:
     """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`;
     ``frames`` in all, if known, for the progress bar) into the audio file ``out``, a piece at a time;
     returns the samples written. ``match_level``: as :func:`vocode`'s, in a second pass (the raw output
     goes to a temporary float WAV, its mel energy is measured a block at a time, then it is scaled into
     ``out``), so memory still does not grow with the length. The measurement reads the raw output clipped to
-    [-1, 1] (``read_span``), so it differs from :func:`vocode`'s only where the network's output exceeds that."""
+    [-1, 1] (``read_span``), so it differs from :func:`vocode`'s only where the network's output exceeds that.
+    ``postfilter``: as :func:`vocode`'s, in a second pass over the raw output and the conditioning (kept in
+    temporary files), a block at a time with enough frames of context that it equals :func:`vocode`'s."""
+    _check_postfilter(postfilter, match_level)
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
     e_in = torch.zeros(1, dtype=torch.float64)
 
-    def counted(blocks):
+    def counted(blocks, mel_file):
         nonlocal e_in
         for c in blocks:
             e_in = e_in + mel_energy(c).cpu()
+            if mel_file is not None:
+                mel_file.write(c[0].t().float().cpu().numpy().tobytes())        # frame-major float32
             yield c
 
-    pieces = model.stream_waveform(1, c=counted(blocks) if match_level else blocks, g=_speakers(model, g, 1),
-                                   temperature=temperature, generator=generator, progress=progress,
-                                   expected=None if frames is None else frames * cfg.hop_length)
-    if not match_level:
+    if not (match_level or postfilter):
+        pieces = model.stream_waveform(1, c=blocks, g=_speakers(model, g, 1), temperature=temperature,
+                                       generator=generator, progress=progress,
+                                       expected=None if frames is None else frames * cfg.hop_length)
         return save_audio_stream([out], pieces, cfg.sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
-        raw, n = Path(tmp) / "raw.wav", 0
-        with sf.SoundFile(str(raw), "w", cfg.sample_rate, 1, "FLOAT", format="WAV") as f:
+        raw, mels, n = Path(tmp) / "raw.wav", Path(tmp) / "mel.f32", 0
+        with open(mels, "wb") as mf, sf.SoundFile(str(raw), "w", cfg.sample_rate, 1, "FLOAT", format="WAV") as f:
+            pieces = model.stream_waveform(1, c=counted(blocks, mf if postfilter else None), g=_speakers(model, g, 1),
+                                           temperature=temperature, generator=generator, progress=progress,
+                                           expected=None if frames is None else frames * cfg.hop_length)
             for y in pieces:
                 f.write(y[0].float().numpy())
                 n += y.shape[-1]
+        if postfilter:
+            return save_audio_stream([out], postfiltered_blocks(model, raw, mels, postfilter), cfg.sample_rate)
         e_out = sum(mel_energy(c) for c in mel_blocks(model, raw, n // cfg.hop_length))
         gain = level_gain(e_in, e_out).item()
         block = BLOCK_FRAMES * cfg.hop_length
@@ -212,5 +246,28 @@ def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = No
                                          for x in iter_chunks(raw, block / cfg.sample_rate)), cfg.sample_rate)
 
 
-__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "level_gain", "mel_blocks", "vocode",
-           "vocode_file", "vocode_frames", "vocoder_name"]
+def postfiltered_blocks(model, raw, mels, passes: int, block: int = BLOCK_FRAMES) -> Iterator[Tensor]:
+    """:func:`~arsound.audio.features.band_postfilter` of a long output, ``block`` frames at a time: the raw
+    output (a float WAV of ``F * hop`` samples) and its conditioning (``F`` frames of ``M`` float32, frame-major,
+    in the file ``mels``) are read with ``4 passes + 4`` frames of context either side (each pass reaches
+    ``n_fft // hop`` frames), so the blocks equal the whole output filtered at once. Yields ``[1, t]`` pieces."""
+    import numpy as np
+
+    cfg, fe = model.config, model.mel_spectrogram().cpu()
+    hop, M = cfg.hop_length, cfg.cond_channels
+    c_all = np.memmap(mels, dtype=np.float32, mode="r").reshape(-1, M)              # [F, M]
+    F_ = len(c_all)
+    ctx = passes * -(-fe.n_fft // hop) + 4
+    with sf.SoundFile(str(raw)) as f:
+        for f0 in range(0, F_, block):
+            f1 = min(F_, f0 + block)
+            a, b = max(0, f0 - ctx), min(F_, f1 + ctx)
+            f.seek(a * hop)
+            y = torch.from_numpy(f.read((b - a) * hop, dtype="float32"))[None]
+            c = torch.from_numpy(np.array(c_all[a:b])).t()[None]
+            y = band_postfilter(y, c, fe, passes).clamp(-1, 1)
+            yield y[:, (f0 - a) * hop:(f1 - a) * hop]
+
+
+__all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "level_gain", "mel_blocks",
+           "postfiltered_blocks", "vocode", "vocode_file", "vocode_frames", "vocoder_name"]

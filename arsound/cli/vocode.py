@@ -49,6 +49,10 @@ def cmd_vocode(args, extra: list[str]) -> int:
         output_file(gl_out, SAVE_FORMATS, inputs=[args.input])
     if args.temperature is not None:
         check_temperature(args.temperature)
+    if args.postfilter < 0:
+        raise ValueError(f"--postfilter must be a number of passes >= 0, got {args.postfilter}")
+    if args.postfilter and args.match_level:
+        raise ValueError("--postfilter already matches the level, band by band; drop --match-level")
     if args.input is not None:
         info = audio_info(Path(args.input))                     # missing / unreadable / cut short: one line, first
         if args.compare and info.duration > COMPARE_MAX_SECONDS:
@@ -62,7 +66,7 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if cfg.num_speakers == 0 and args.speaker is not None:
         raise ValueError(f"vocoder '{args.model}' has no speakers/instruments; drop --speaker")
     g = None if args.speaker is None else model.speaker_index(args.speaker)
-    kw = dict(temperature=args.temperature, seed=args.seed, match_level=args.match_level)
+    kw = dict(temperature=args.temperature, seed=args.seed, match_level=args.match_level, postfilter=args.postfilter)
     if args.mel is not None:
         n = vocode_frames(model, mel_file_blocks(Path(args.mel), model), out, g, **kw)
     else:
@@ -71,18 +75,21 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if args.compare:
         wav, _ = load_audio(args.input, sr=cfg.sample_rate, as_tensor=True)
         y, _ = load_audio(out, as_tensor=True)
-        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y, full=True)
+        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y, full=True, postfilter=args.postfilter)
         save_audio(gl_out, gl, cfg.sample_rate)
         cols = [(k, h) for k, h in COMPARE_COLUMNS if k in scores["wavenet"]]
-        print(f"{'vs the input':14s} " + " ".join(f"{h:>{len(h)}s}" for _, h in cols))
-        for name, key in ((vocoder_name(model), "wavenet"), ("Griffin-Lim", "griffin_lim")):
-            print(f"{name:14s} " + " ".join(f"{scores[key][k]:{len(h)}.2f}" if k != "stoi" else
+        pf = f" + post-filter {args.postfilter}" if args.postfilter else ""
+        rows = ((vocoder_name(model) + pf, "wavenet"), ("Griffin-Lim" + pf, "griffin_lim"))
+        w = max(14, *(len(name) for name, _ in rows))
+        print(f"{'vs the input':{w}s} " + " ".join(f"{h:>{len(h)}s}" for _, h in cols))
+        for name, key in rows:
+            print(f"{name:{w}s} " + " ".join(f"{scores[key][k]:{len(h)}.2f}" if k != "stoi" else
                                              f"{scores[key][k]:{len(h)}.3f}" for k, h in cols))
         print("(LSD, MR-STFT, F0 RMSE over frames voiced in both, voicing error: lower is better; PESQ wideband "
               "and STOI are speech measures: higher is better)")
         if "stoi" not in scores["wavenet"]:
             print("(PESQ and STOI need the metrics extra: pip install 'arsound[metrics]')")
-        print(f"wrote the Griffin-Lim resynthesis (32 iterations, same mel) to {gl_out}")
+        print(f"wrote the Griffin-Lim resynthesis (32 iterations, same mel{pf}) to {gl_out}")
     return 0
 
 
@@ -107,6 +114,10 @@ def add_parser(subparsers) -> None:
     v.add_argument("--match-level", action="store_true",
                    help="scale the output so its mel's energy equals the input mel's (one gain per file; for a "
                         "vocoder that comes out a few dB too loud or quiet)")
+    v.add_argument("--postfilter", type=int, default=0, metavar="K",
+                   help="K passes of the band post-filter: each frame's mel bands pulled onto the input mel's, "
+                        "which takes out sampling noise in quiet bands and pauses (0: off; 8 is a good start); "
+                        "with --compare Griffin-Lim gets it too")
     v.add_argument("--compare", action="store_true",
                    help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
                         f"distances to the input: LSD, MR-STFT, F0 RMSE, voicing error, PESQ and STOI (clips up to "

@@ -14,6 +14,7 @@ from .common import DemoError, load_model, output_dir, read_audio, shipped_of_cl
 
 WAVENET_CLASS = "arsound.audio.wavenet:WaveNet"
 MAX_SECONDS = 10.0   # WaveNet draws one sample at a time: longer clips are cut to this (and said so)
+MAX_POSTFILTER = 64  # passes of the band post-filter (features.band_postfilter); 32 is what the README measures
 
 
 def vocoder_models() -> dict[str, str]:
@@ -47,8 +48,9 @@ class VocodeResult:
 
 
 def vocode_clip(model: str, audio: str | None = None, example: str | None = None, *, temperature: float | None = None,
-                seed: int = 0, speaker=None, out_root) -> VocodeResult:
-    """Vocode an upload / recording (``audio``) or a shipped example (a key of :func:`examples`) with ``model``."""
+                seed: int = 0, speaker=None, postfilter=0, out_root) -> VocodeResult:
+    """Vocode an upload / recording (``audio``) or a shipped example (a key of :func:`examples`) with ``model``;
+    ``postfilter``: passes of the band post-filter on the WaveNet and on Griffin-Lim alike (0: off)."""
     voc = load_vocoder(model)
     sr = voc.config.sample_rate
     if audio:
@@ -68,14 +70,20 @@ def vocode_clip(model: str, audio: str | None = None, example: str | None = None
                         f"({voc.config.hop_length / sr * 1000:.0f} ms)")
     t = None if temperature in (None, "") or float(temperature) == 0 else float(temperature)   # 0: the model's
     g = None if speaker in (None, "") or not voc.config.num_speakers else speaker
-    y = vocode(voc, wav=wav, g=g, temperature=t, seed=int(seed), progress=False)
-    gl, scores = compare_with_griffin_lim(voc, wav, y)
+    pf = 0 if postfilter in (None, "") else postfilter
+    if float(pf) != int(pf) or int(pf) < 0 or int(pf) > MAX_POSTFILTER:
+        raise DemoError(f"post-filter passes must be a whole number from 0 to {MAX_POSTFILTER}, got {postfilter}")
+    pf = int(pf)
+    y = vocode(voc, wav=wav, g=g, temperature=t, seed=int(seed), progress=False, postfilter=pf)
+    gl, scores = compare_with_griffin_lim(voc, wav, y, postfilter=pf)
     with output_dir(out_root, "vocode") as (tmp, final):
         save_audio(tmp / "wavenet.wav", y, sr)
         save_audio(tmp / "griffin_lim.wav", gl, sr)
     specs = {k: spectrogram_image(v, sr) for k, v in (("input", wav[:len(y)]), ("wavenet", y), ("griffin_lim", gl))}
     w, b = scores["wavenet"], scores["griffin_lim"]
-    message = (f"{len(y) / sr:.2f} s{note} at temperature {voc.config.temperature if t is None else t:g}, seed {seed}. "
+    both = f", both with {pf} post-filter passes" if pf else ""
+    message = (f"{len(y) / sr:.2f} s{note} at temperature {voc.config.temperature if t is None else t:g}, seed {seed}"
+               f"{both}. "
                f"WaveNet: LSD {w['lsd_db']:.2f} dB, MR-STFT {w['mrstft']:.3f}; Griffin-Lim: LSD {b['lsd_db']:.2f} dB, "
                f"MR-STFT {b['mrstft']:.3f} (lower is closer to the input)")
     return VocodeResult(final / "wavenet.wav", final / "griffin_lim.wav", scores, specs, message)

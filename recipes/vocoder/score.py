@@ -1,7 +1,7 @@
 """Score a trained vocoder on many held-out clips, beside Griffin-Lim from the same mel:
 
     python recipes/vocoder/score.py MODEL --data chorales [--split test] [--clips 32] [--seconds 1] \
-        [--seeds 0 1 2]
+        [--seeds 0 1 2] [--postfilter 8]
 
 The middle ``--seconds`` of up to ``--clips`` files of the split (all of them when there are fewer),
 resynthesized in one batch at the model's chosen temperature (``config.temperature``) once per sampling seed
@@ -9,7 +9,8 @@ resynthesized in one batch at the model's chosen temperature (``config.temperatu
 over all clips, with the fraction of clips where the vocoder's LSD is lower, and with several seeds each
 seed's mean, so a margin over Griffin-Lim can be read against the sampling noise. Every measure of
 ``vocoder_metrics`` (LSD, MR-STFT, F0 RMSE, voicing error; PESQ and STOI for speech) is averaged the same way
-and written to ``--json``.
+and written to ``--json``. ``--postfilter K`` scores both vocoders after K passes of the band post-filter
+(``features.band_postfilter``: the same stage for the WaveNet and for Griffin-Lim, from the same mel).
 """
 import argparse
 import json
@@ -33,12 +34,14 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds (default: 0)")
+    p.add_argument("--postfilter", type=int, default=0, help="passes of the band post-filter on both (default 0)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     folder = resolve(args.model)
     model = load(folder).eval()
     check_vocoder(model)
-    me = vocoder_name(model)
+    pf = f" + post-filter {args.postfilter}" if args.postfilter else ""
+    me, gl_name = vocoder_name(model) + pf, "Griffin-Lim" + pf
     split = open_split(args.data, args.split, args.root, args.language)
     sr = model.config.sample_rate
     wav, labels, ids = heldout_clips(split, args.clips, args.seconds, model.config.hop_length)
@@ -47,16 +50,16 @@ def main() -> None:
     per_seed = []                                         # per seed: {measure: Tensor[clips]}
     for seed in args.seeds:
         y = vocode(model, wav=wav, g=labels if model.config.num_speakers else None, temperature=T, seed=seed,
-                   progress=True)
+                   progress=True, postfilter=args.postfilter)
         per_seed.append(vocoder_metrics(wav, y, sr, speech))
     w = {k: torch.stack([m[k] for m in per_seed]).nanmean(0) for k in per_seed[0]}
-    b = vocoder_metrics(wav, griffin_lim_of(wav, model.mel_spectrogram().cpu()), sr, speech)
+    b = vocoder_metrics(wav, griffin_lim_of(wav, model.mel_spectrogram().cpu(), postfilter=args.postfilter), sr, speech)
     lsd_w, lsd_g = w["lsd_db"], b["lsd_db"]
     for i, name in enumerate(ids):
-        print(f"{name:32s} LSD {me} {lsd_w[i]:6.2f}  Griffin-Lim {lsd_g[i]:6.2f}")
+        print(f"{name:32s} LSD {me} {lsd_w[i]:6.2f}  {gl_name} {lsd_g[i]:6.2f}")
     out = {"model": str(folder), "split": args.split, "language": args.language if speech else "",
            "clips": len(ids), "seconds": wav.shape[-1] / sr,
-           "temperature": T, "seeds": args.seeds,
+           "temperature": T, "seeds": args.seeds, "postfilter": args.postfilter,
            "wavenet_lsd_db_per_seed": [m["lsd_db"].mean().item() for m in per_seed],
            "wavenet": {k: v.nanmean().item() for k, v in w.items()},
            "griffin_lim": {k: v.nanmean().item() for k, v in b.items()},
@@ -68,16 +71,16 @@ def main() -> None:
                                                                 for key, v in w.items()},
                                       **{f"griffin_lim_{key}": v[m].nanmean().item() for key, v in b.items()}}
         print(f"{LABELS[args.data]} {names[k]:12s} ({int(m.sum())} clips): LSD {me} {lsd_w[m].mean():6.2f}  "
-              f"Griffin-Lim {lsd_g[m].mean():6.2f}")
+              f"{gl_name} {lsd_g[m].mean():6.2f}")
     if len(args.seeds) > 1:
         per_seed = out["wavenet_lsd_db_per_seed"]
         print(f"{me} LSD per seed: " + ", ".join(f"{s} {v:.2f}" for s, v in zip(args.seeds, per_seed))
               + f" dB (range {max(per_seed) - min(per_seed):.2f})")
     print(f"{len(ids)} clips of {out['seconds']:.2f} s ({args.split}), T = {T:g}, {len(args.seeds)} seed(s): "
-          f"LSD {me} {out['wavenet']['lsd_db']:.2f} dB vs Griffin-Lim {out['griffin_lim']['lsd_db']:.2f} dB "
+          f"LSD {me} {out['wavenet']['lsd_db']:.2f} dB vs {gl_name} {out['griffin_lim']['lsd_db']:.2f} dB "
           f"({me} lower on {100 * out['wavenet_lower_lsd_fraction']:.0f} % of clips); "
           f"MR-STFT {out['wavenet']['mrstft']:.3f} vs {out['griffin_lim']['mrstft']:.3f}")
-    print(f"{me} vs Griffin-Lim: " + "; ".join(f"{k} {out['wavenet'][k]:.3f} vs {out['griffin_lim'][k]:.3f}"
+    print(f"{me} vs {gl_name}: " + "; ".join(f"{k} {out['wavenet'][k]:.3f} vs {out['griffin_lim'][k]:.3f}"
                                                  for k in w if k not in ("lsd_db", "mrstft")))
     if args.json:
         with open(args.json, "w") as f:

@@ -78,3 +78,43 @@ def test_match_level_gives_the_output_the_inputs_mel_energy(tmp_path):
     out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
     assert n == y.shape[-1]
     torch.testing.assert_close(out, y, atol=2 / 32768, rtol=0)             # 16-bit file
+
+
+def test_postfilter_in_memory_streamed_and_refused(tmp_path):
+    """``postfilter=k``: ``vocode`` is its raw output through ``band_postfilter`` (clipped); the file path, which
+    filters a block at a time with context, equals filtering the whole output at once (also across many small
+    blocks); a bad count, or with ``match_level``, is refused in one line."""
+    import numpy as np
+    import soundfile as sf
+
+    from arsound.audio.features import band_postfilter
+    from arsound.audio.io import load_audio, save_audio
+    from arsound.audio.vocoder import postfiltered_blocks, vocode_file
+    from tests.fakes import SR
+
+    model = tiny_vocoder()
+    fe = model.mel_spectrogram()
+    wav = torch.from_numpy(tone(0.3, 330, 0))                             # 18 whole frames
+    raw = vocode(model, wav=wav, progress=False)
+    y = vocode(model, wav=wav, progress=False, postfilter=3)
+    c = model.mel_condition(wav[None])
+    torch.testing.assert_close(y, band_postfilter(raw[None], c, fe, 3)[0].clamp(-1, 1))
+    assert (fe(y) - fe(wav)).abs().mean() < 0.5 * (fe(raw) - fe(wav)).abs().mean()   # nearer the input's mel
+    save_audio(tmp_path / "in.wav", wav.numpy(), SR, subtype="FLOAT")
+    n = vocode_file(model, tmp_path / "in.wav", tmp_path / "out.wav", progress=False, postfilter=3)
+    out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
+    assert n == y.shape[-1]
+    torch.testing.assert_close(out, y, atol=2 / 32768, rtol=0)             # 16-bit file
+    long = 0.3 * torch.randn(1, 40 * 256, generator=torch.Generator().manual_seed(1))
+    cl = model.mel_condition(torch.from_numpy(tone(40 * 256 / SR, 220, 1))[None])
+    sf.write(tmp_path / "raw.wav", long[0].numpy(), SR, subtype="FLOAT")
+    (tmp_path / "mel.f32").write_bytes(cl[0].t().contiguous().numpy().astype(np.float32).tobytes())
+    pieces = list(postfiltered_blocks(model, tmp_path / "raw.wav", tmp_path / "mel.f32", passes=2, block=7))
+    assert [p.shape[-1] for p in pieces] == [7 * 256] * 5 + [5 * 256]
+    torch.testing.assert_close(torch.cat(pieces, -1), band_postfilter(long, cl, fe, 2).clamp(-1, 1),
+                               atol=1e-5, rtol=0)
+    for bad, match in ((dict(postfilter=-1), "number of passes"), (dict(postfilter=True), "number of passes"),
+                       (dict(postfilter=2, match_level=True), "drop match_level")):
+        with pytest.raises(ValueError, match=match) as e:
+            vocode(model, wav=wav, progress=False, **bad)
+        assert "\n" not in str(e.value)

@@ -61,6 +61,10 @@ def test_vocode_end_to_end(saved_vocoder, tmp_path, route):
     assert vocode_cli([str(src), "-o", str(out3), "--model", str(saved_vocoder), "--match-level"], route) == 0
     y_api = vocode(model, wav=torch.from_numpy(sf.read(src, dtype="float32")[0]), progress=False, match_level=True)
     np.testing.assert_allclose(y_api.numpy(), sf.read(out3)[0], atol=2 / 32768 + 1e-6)
+    out4 = tmp_path / "out4.wav"                                           # --postfilter 2: vocode(postfilter=2)
+    assert vocode_cli([str(src), "-o", str(out4), "--model", str(saved_vocoder), "--postfilter", "2"], route) == 0
+    y_api = vocode(model, wav=torch.from_numpy(sf.read(src, dtype="float32")[0]), progress=False, postfilter=2)
+    np.testing.assert_allclose(y_api.numpy(), sf.read(out4)[0], atol=2 / 32768 + 1e-6)
 
 
 def test_vocode_uses_the_chosen_temperature_and_compares(saved_vocoder, tmp_path, route, capsys):
@@ -104,7 +108,9 @@ def _bad_inputs(tmp_path):
             "nan audio": [str(nan)], "wrong mel shape": ["--mel", str(bad_mel)], "nan mel": ["--mel", str(nan_mel)],
             "two inputs": [str(ok), "--mel", str(bad_mel)], "no input": [],
             "compare without audio": ["--mel", str(nan_mel), "--compare"],
-            "speaker without speakers": [str(ok), "--speaker", "organ"]}
+            "speaker without speakers": [str(ok), "--speaker", "organ"],
+            "negative post-filter": [str(ok), "--postfilter", "-1"],
+            "post-filter and match-level": [str(ok), "--postfilter", "2", "--match-level"]}
 
 
 def test_vocode_errors_are_one_line(saved_vocoder, tmp_path, capsys, route):

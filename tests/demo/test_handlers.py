@@ -162,6 +162,17 @@ def test_vocoder_side_by_side(tiny_vocoder, tmp_path):
     assert a.wavenet.read_bytes() == b.wavenet.read_bytes()
     assert set(a.scores) == {"wavenet", "griffin_lim"} and all(v["lsd_db"] > 0 for v in a.scores.values())
     assert set(a.spectrograms) == {"input", "wavenet", "griffin_lim"} and "LSD" in a.message
+    from arsound.audio.vocoder import vocode
+    from arsound.core.checkpoint import load
+
+    c = vocoder.vocode_clip(tiny_vocoder, clip, seed=1, postfilter=2, out_root=tmp_path / "out")   # both filtered
+    wav = torch.from_numpy(sf.read(clip, dtype="float32")[0])
+    y = vocode(load(tiny_vocoder), wav=wav, seed=1, progress=False, postfilter=2)
+    np.testing.assert_allclose(sf.read(c.wavenet)[0], y.numpy(), atol=1 / 32768 + 1e-6)
+    assert "2 post-filter passes" in c.message and c.scores["griffin_lim"] != a.scores["griffin_lim"]
+    for bad in (-1, 1.5, 999):
+        with pytest.raises(common.DemoError, match="post-filter passes"):
+            vocoder.vocode_clip(tiny_vocoder, clip, postfilter=bad, out_root=tmp_path / "bad")
     with pytest.raises(common.DemoError, match="unknown example"):
         vocoder.vocode_clip(tiny_vocoder, example="nope", out_root=tmp_path / "bad")
     with pytest.raises(common.DemoError, match="upload or record"):
