@@ -1,8 +1,9 @@
 """Does a vocoder's output level follow its input's? The shipped held-out clip at -1 and -30 dBFS (peak) and
 low-passed at 4 kHz, vocoded; the output's RMS level beside the input's (issue 20's target: within 1 dB), as
-the network makes it and with ``match_level`` (one gain per clip from the mel: ``vocoder.vocode``).
+the network makes it, with ``match_level`` (one gain per clip from the mel: ``vocoder.vocode``) and with
+``--postfilter`` passes of the band post-filter (``features.band_postfilter``; 0 drops the column).
 
-    python benchmarks/vocoder_levels.py [--models wavenet-speech-en,wavenet-chorales] [--seed 0]
+    python benchmarks/vocoder_levels.py [--models wavenet-speech-en,wavenet-chorales] [--seed 0] [--postfilter 32]
     arsound bench vocoder_levels [same options]
 """
 from __future__ import annotations
@@ -39,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vocoder_levels", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="wavenet-speech-en,wavenet-chorales")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--postfilter", type=int, default=32, help="passes of the band post-filter (0: no column)")
     args = p.parse_args(argv)
+    pf = args.postfilter
     print(f"{hardware()}; load average {os.getloadavg()[0]:.2f}")
+    extra = (f" post-filtered ({pf}) - input (dB) |", "---:|") if pf else ("", "")
     print("| vocoder | input | input RMS (dB) | output RMS (dB) | output - input (dB) | level matched - input (dB) |"
-          "\n|---|---|---:|---:|---:|---:|")
+          + extra[0] + "\n|---|---|---:|---:|---:|---:|" + extra[1])
     for name in args.models.split(","):
         model = arsound.load(name)
         wav, _ = load_audio(resolve(name) / "heldout.wav", sr=model.config.sample_rate, as_tensor=True)
@@ -51,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             y = vocode(model, wav=x, seed=args.seed, progress=False)
             m = vocode(model, wav=x, seed=args.seed, progress=False, match_level=True)
             a, b, c = rms_db(x[:y.shape[-1]]), rms_db(y), rms_db(m)
-            print(f"| {name} | {label} | {a:.1f} | {b:.1f} | {b - a:+.1f} | {c - a:+.1f} |", flush=True)
+            d = ""
+            if pf:
+                d = f" {rms_db(vocode(model, wav=x, seed=args.seed, progress=False, postfilter=pf)) - a:+.1f} |"
+            print(f"| {name} | {label} | {a:.1f} | {b:.1f} | {b - a:+.1f} | {c - a:+.1f} |{d}", flush=True)
     return 0
 
 
