@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 
 # The main job: 10 s of chorale music from nothing with the shipped hierarchy (seed 0; each level's preview
 # beside it), then the quick image and vocoder steps: a small MADE trained on real handwritten digits for a
-# few hundred steps, and a held-out speech clip vocoded beside Griffin-Lim (both through the band post-filter).
+# few hundred steps, and a held-out speech clip vocoded beside Griffin-Lim (both through the model's default band post-filter).
 run: $(STAMP)
 	$(BIN)/arsound generate --model music-chorales --seconds 10 --seed 0 --every-level -o runs/quickstart
 	$(BIN)/arsound train image_zoo --model.name=made --train.steps=300 --train.lr=1e-2 --out runs/quickstart/made
 	$(BIN)/arsound vocode checkpoints/wavenet-speech-en/heldout.wav -o runs/quickstart/vocoded.wav \
-	  --model wavenet-speech-en --postfilter 32 --compare
+	  --model wavenet-speech-en --compare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

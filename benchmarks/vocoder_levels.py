@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         wav, _ = load_audio(resolve(name) / "heldout.wav", sr=model.config.sample_rate, as_tensor=True)
         wav = wav.reshape(-1)
         for label, x in conditions(wav, model.config.sample_rate):
-            y = vocode(model, wav=x, seed=args.seed, progress=False)
+            y = vocode(model, wav=x, seed=args.seed, progress=False, postfilter=0)
             m = vocode(model, wav=x, seed=args.seed, progress=False, match_level=True)
             a, b, c = rms_db(x[:y.shape[-1]]), rms_db(y), rms_db(m)
             d = ""

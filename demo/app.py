@@ -177,8 +177,8 @@ def vocoder_tab(out_root: Path) -> None:
         temperature = gr.Number(0, label="Temperature (0: the one the model's recipe chose)", minimum=0)
         seed = gr.Number(0, label="Seed", precision=0)
         speaker = gr.Textbox("", label="Instrument / speaker (multi-speaker vocoders; empty: 0)")
-        postfilter = gr.Number(0, label="Band post-filter passes, both vocoders (0: off; try 32)", precision=0,
-                               minimum=0, maximum=vocoder.MAX_POSTFILTER, elem_id="voc-postfilter")
+        postfilter = gr.Textbox("", label="Band post-filter passes, both vocoders (empty: the model's, 32 for the "
+                                          "shipped; 0: off)", elem_id="voc-postfilter")
     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Your clip (overrides the example)",
                      elem_id="voc-input")
     go = gr.Button("Vocode", variant="primary", elem_id="voc-go")

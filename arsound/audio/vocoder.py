@@ -3,8 +3,8 @@
 A vocoder is a :class:`~arsound.audio.wavenet.WaveNet` conditioned on 80-band log-mel frames (the vocoder
 of Tacotron 2, Shen et al., 2018, arXiv:1712.05884), optionally also on a speaker / instrument id. Its
 saved config holds everything vocoding needs: the mel front end (``sample_rate, n_fft, hop_length,
-cond_channels, fmin, fmax``), pre-emphasis, the label names and the sampling temperature its recipe chose,
-so ``arsound.load(name)`` alone can vocode::
+cond_channels, fmin, fmax``), pre-emphasis, the label names, and the sampling temperature and post-filter passes
+chosen for it on validation clips, so ``arsound.load(name)`` alone can vocode::
 
     model = arsound.load("wavenet-speech-en")
     y = vocode(model, wav=x)                     # Tensor[T] -> Tensor[(T // hop) * hop]
@@ -13,7 +13,9 @@ so ``arsound.load(name)`` alone can vocode::
 the mel alone: the vocoder's only input), for models whose sampling noise makes them a few dB too loud or quiet.
 ``postfilter=k`` goes further, band by band and frame by frame (``features.band_postfilter``, ``k`` passes): the
 output's mel is pulled onto the conditioning's, which takes out the sampling noise a small WaveNet leaves in quiet
-bands and pauses while keeping the detail inside each band.
+bands and pauses while keeping the detail inside each band. Left out (``None``), it is the model's choice,
+``config.postfilter`` (32 for the shipped WaveNets; 0, off, for models that do not set it, and with
+``match_level``); ``postfilter=0`` gives the network's raw output.
 
 The baseline every evaluation reports beside it is Griffin-Lim (``features.griffin_lim``) from the same
 mel (:func:`griffin_lim_of`); the metrics are ``audio/metrics.py``'s.
@@ -64,7 +66,7 @@ def _speakers(model, g, B: int) -> Tensor | None:
 @torch.no_grad()
 def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tensor | int | str | None = None, *,
            temperature: float | None = None, greedy: bool = False, seed: int = 0, progress: bool = True,
-           precision: str = "fp32", match_level: bool = False, postfilter: int = 0) -> Tensor:
+           precision: str = "fp32", match_level: bool = False, postfilter: int | None = None) -> Tensor:
     """Waveform from a mel-conditioned WaveNet through its cached generator (with a progress bar).
 
     wav: ``Tensor[T]`` / ``[B, T]`` in [-1, 1] -> its log-mel (the model's front end) -> resynthesized
@@ -77,10 +79,10 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     match_level: scale each output row so its mel's energy equals the conditioning's (:func:`level_gain`),
         clipped to [-1, 1].
     postfilter: passes of :func:`~arsound.audio.features.band_postfilter` (0: none), then clipped to [-1, 1];
-        it matches the level band by band, so it excludes ``match_level``.
+        it matches the level band by band, so it excludes ``match_level``. Default: :func:`postfilter_passes`.
     """
     check_vocoder(model)
-    _check_postfilter(postfilter, match_level)
+    postfilter = postfilter_passes(model, postfilter, match_level)
     if (wav is None) == (mel is None):
         raise ValueError("vocode needs exactly one of wav or mel")
     if precision != "fp32" and not isinstance(model, WaveNet):
@@ -118,11 +120,17 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     return out[0] if squeeze else out
 
 
-def _check_postfilter(postfilter, match_level: bool) -> None:
+def postfilter_passes(model, postfilter: int | None = None, match_level: bool = False) -> int:
+    """The band post-filter passes a vocoding runs: ``postfilter`` when given (0: off), else the model's choice,
+    ``config.postfilter`` (0 for models without one, and with ``match_level``, which it excludes)."""
+    if postfilter is None:
+        postfilter = 0 if match_level else getattr(model.config, "postfilter", 0)
     if isinstance(postfilter, bool) or not isinstance(postfilter, int) or postfilter < 0:
         raise ValueError(f"postfilter must be a number of passes >= 0, got {postfilter!r}")
     if postfilter and match_level:
-        raise ValueError("postfilter already matches the level, band by band; drop match_level")
+        raise ValueError("postfilter already matches the level, band by band; drop match_level (or pass "
+                         "postfilter=0)")
+    return postfilter
 
 
 def level_gain(e_in: Tensor, e_out: Tensor) -> Tensor:
@@ -145,11 +153,13 @@ def griffin_lim_of(wav: Tensor, mel: MelSpectrogram, n_iter: int = 32, postfilte
 
 
 def compare_with_griffin_lim(model, wav: Tensor, y: Tensor, gl_iters: int = 32,
-                             full: bool = False, postfilter: int = 0) -> tuple[Tensor, dict]:
+                             full: bool = False, postfilter: int | None = None) -> tuple[Tensor, dict]:
     """Griffin-Lim (``gl_iters`` iterations) from ``wav``'s mel and both resyntheses scored against ``wav``
     (``[T]``, cut to ``y``'s length): ``(griffin_lim[T'], {"wavenet": {lsd_db, mrstft}, "griffin_lim": ...})``;
     ``full`` adds every measure of :func:`~arsound.audio.metrics.vocoder_metrics` (PESQ, STOI, F0 RMSE, VDE);
-    ``postfilter``: Griffin-Lim's output gets the same post-filter passes as ``y`` had."""
+    ``postfilter``: the post-filter passes ``y`` had, which Griffin-Lim's output gets too (default: the model's
+    choice, as :func:`vocode`'s default)."""
+    postfilter = postfilter_passes(model, postfilter)
     ref = wav[..., :y.shape[-1]]
     gl = griffin_lim_of(ref, model.mel_spectrogram().cpu(), gl_iters, postfilter)
     scores = {}
@@ -176,7 +186,7 @@ def mel_blocks(model, path, frames: int, block: int = BLOCK_FRAMES) -> Iterator[
 
 @torch.no_grad()
 def vocode_file(model, src, out, g: int | str | None = None, *, temperature: float | None = None, seed: int = 0,
-                progress: bool = True, match_level: bool = False, postfilter: int = 0) -> int:
+                progress: bool = True, match_level: bool = False, postfilter: int | None = None) -> int:
     """Vocode an audio file of any length into ``out`` (its log-mel, then the WaveNet), streaming: the input is
     read and the output written a block at a time, so memory does not grow with the length. A file at
     another rate is first resampled into a temporary file (soxr, streaming). Equals :func:`vocode` of the
@@ -200,7 +210,7 @@ def vocode_file(model, src, out, g: int | str | None = None, *, temperature: flo
 @torch.no_grad()
 def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = None, *,
                   temperature: float | None = None, seed: int = 0, progress: bool = True,
-                  frames: int | None = None, match_level: bool = False, postfilter: int = 0) -> int:
+                  frames: int | None = None, match_level: bool = False, postfilter: int | None = None) -> int:
     """Vocode conditioning given as blocks ``[1, M, F_i]`` of normalized log-mel frames (:func:`mel_blocks`;
     ``frames`` in all, if known, for the progress bar) into the audio file ``out``, a piece at a time;
     returns the samples written. ``match_level``: as :func:`vocode`'s, in a second pass (the raw output
@@ -208,8 +218,9 @@ def vocode_frames(model, blocks: Iterator[Tensor], out, g: int | str | None = No
     ``out``), so memory still does not grow with the length. The measurement reads the raw output clipped to
     [-1, 1] (``read_span``), so it differs from :func:`vocode`'s only where the network's output exceeds that.
     ``postfilter``: as :func:`vocode`'s, in a second pass over the raw output and the conditioning (kept in
-    temporary files), a block at a time with enough frames of context that it equals :func:`vocode`'s."""
-    _check_postfilter(postfilter, match_level)
+    temporary files), a block at a time with enough frames of context that it equals :func:`vocode`'s (and the
+    same default, :func:`postfilter_passes`)."""
+    postfilter = postfilter_passes(model, postfilter, match_level)
     cfg = model.config
     temperature = cfg.temperature if temperature is None else temperature
     generator = torch.Generator().manual_seed(seed)  # uniforms drawn on the CPU: the same values as vocode()'s
@@ -270,4 +281,4 @@ def postfiltered_blocks(model, raw, mels, passes: int, block: int = BLOCK_FRAMES
 
 
 __all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "level_gain", "mel_blocks",
-           "postfiltered_blocks", "vocode", "vocode_file", "vocode_frames", "vocoder_name"]
+           "postfilter_passes", "postfiltered_blocks", "vocode", "vocode_file", "vocode_frames", "vocoder_name"]

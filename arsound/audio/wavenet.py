@@ -116,6 +116,7 @@ class WaveNetConfig:
     sample_rate: int = 16000
     length: int = 16000                       # samples drawn by sample() without local conditioning
     temperature: float = 1.0                  # default sampling temperature (a vocoder recipe picks it on valid clips)
+    postfilter: int = 0                       # a vocoder's default band post-filter passes (vocoder.postfilter_passes)
 
 
 class ResidualLayer(nn.Module):

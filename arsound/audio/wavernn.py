@@ -61,6 +61,7 @@ class WaveRNNConfig:
     sample_rate: int = 16000
     length: int = 16000                       # samples drawn without local conditioning
     temperature: float = 1.0
+    postfilter: int = 0                       # default band post-filter passes, as WaveNetConfig's
 
 
 def split_bytes(v: Tensor) -> tuple[Tensor, Tensor]:

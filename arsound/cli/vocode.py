@@ -34,7 +34,8 @@ def mel_file_blocks(path: Path, model, block: int = 512):
 
 def cmd_vocode(args, extra: list[str]) -> int:
     from ..audio.io import SAVE_FORMATS, audio_info, load_audio, save_audio
-    from ..audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode_file, vocode_frames, vocoder_name
+    from ..audio.vocoder import (check_vocoder, compare_with_griffin_lim, postfilter_passes, vocode_file,
+                                 vocode_frames, vocoder_name)
     from ..core.checkpoint import load
     from ..core.sampling import check_temperature
 
@@ -49,10 +50,11 @@ def cmd_vocode(args, extra: list[str]) -> int:
         output_file(gl_out, SAVE_FORMATS, inputs=[args.input])
     if args.temperature is not None:
         check_temperature(args.temperature)
-    if args.postfilter < 0:
+    if args.postfilter is not None and args.postfilter < 0:
         raise ValueError(f"--postfilter must be a number of passes >= 0, got {args.postfilter}")
     if args.postfilter and args.match_level:
-        raise ValueError("--postfilter already matches the level, band by band; drop --match-level")
+        raise ValueError("--postfilter already matches the level, band by band; drop --match-level (or pass "
+                         "--postfilter 0)")
     if args.input is not None:
         info = audio_info(Path(args.input))                     # missing / unreadable / cut short: one line, first
         if args.compare and info.duration > COMPARE_MAX_SECONDS:
@@ -66,7 +68,8 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if cfg.num_speakers == 0 and args.speaker is not None:
         raise ValueError(f"vocoder '{args.model}' has no speakers/instruments; drop --speaker")
     g = None if args.speaker is None else model.speaker_index(args.speaker)
-    kw = dict(temperature=args.temperature, seed=args.seed, match_level=args.match_level, postfilter=args.postfilter)
+    passes = postfilter_passes(model, args.postfilter, args.match_level)     # default: the model's choice
+    kw = dict(temperature=args.temperature, seed=args.seed, match_level=args.match_level, postfilter=passes)
     if args.mel is not None:
         n = vocode_frames(model, mel_file_blocks(Path(args.mel), model), out, g, **kw)
     else:
@@ -75,10 +78,10 @@ def cmd_vocode(args, extra: list[str]) -> int:
     if args.compare:
         wav, _ = load_audio(args.input, sr=cfg.sample_rate, as_tensor=True)
         y, _ = load_audio(out, as_tensor=True)
-        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y, full=True, postfilter=args.postfilter)
+        gl, scores = compare_with_griffin_lim(model, wav.clamp(-1, 1), y, full=True, postfilter=passes)
         save_audio(gl_out, gl, cfg.sample_rate)
         cols = [(k, h) for k, h in COMPARE_COLUMNS if k in scores["wavenet"]]
-        pf = f" + post-filter {args.postfilter}" if args.postfilter else ""
+        pf = f" + post-filter {passes}" if passes else ""
         rows = ((vocoder_name(model) + pf, "wavenet"), ("Griffin-Lim" + pf, "griffin_lim"))
         w = max(14, *(len(name) for name, _ in rows))
         print(f"{'vs the input':{w}s} " + " ".join(f"{h:>{len(h)}s}" for _, h in cols))
@@ -114,10 +117,11 @@ def add_parser(subparsers) -> None:
     v.add_argument("--match-level", action="store_true",
                    help="scale the output so its mel's energy equals the input mel's (one gain per file; for a "
                         "vocoder that comes out a few dB too loud or quiet)")
-    v.add_argument("--postfilter", type=int, default=0, metavar="K",
+    v.add_argument("--postfilter", type=int, default=None, metavar="K",
                    help="K passes of the band post-filter: each frame's mel bands pulled onto the input mel's, "
-                        "which takes out sampling noise in quiet bands and pauses (0: off; 8 is a good start); "
-                        "with --compare Griffin-Lim gets it too")
+                        "which takes out sampling noise in quiet bands and pauses (default: the model's choice, "
+                        "32 for the shipped WaveNets; 0: off, the network's raw output); with --compare "
+                        "Griffin-Lim gets it too")
     v.add_argument("--compare", action="store_true",
                    help="also write OUT_griffin_lim.EXT (Griffin-Lim from the same mel) and print both vocoders' "
                         f"distances to the input: LSD, MR-STFT, F0 RMSE, voicing error, PESQ and STOI (clips up to "

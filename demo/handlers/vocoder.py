@@ -2,11 +2,12 @@
 against the input (log-spectral distance in dB, multi-resolution STFT distance) with a spectrogram each."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from arsound.audio.io import save_audio
-from arsound.audio.vocoder import check_vocoder, compare_with_griffin_lim, vocode
+from arsound.audio.vocoder import check_vocoder, compare_with_griffin_lim, postfilter_passes, vocode
 from arsound.audio.wavenet import WaveNet
 from arsound.core.checkpoint import checkpoints_dir, registry
 
@@ -47,10 +48,20 @@ class VocodeResult:
     message: str
 
 
+def _whole(x) -> int | None:
+    """``x`` (a number or its text) as an int when it is a whole number, else None."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f == int(f) else None
+
+
 def vocode_clip(model: str, audio: str | None = None, example: str | None = None, *, temperature: float | None = None,
-                seed: int = 0, speaker=None, postfilter=0, out_root) -> VocodeResult:
+                seed: int = 0, speaker=None, postfilter=None, out_root) -> VocodeResult:
     """Vocode an upload / recording (``audio``) or a shipped example (a key of :func:`examples`) with ``model``;
-    ``postfilter``: passes of the band post-filter on the WaveNet and on Griffin-Lim alike (0: off)."""
+    ``postfilter``: passes of the band post-filter on the WaveNet and on Griffin-Lim alike (empty: the model's
+    choice, ``postfilter_passes``; 0: off)."""
     voc = load_vocoder(model)
     sr = voc.config.sample_rate
     if audio:
@@ -70,10 +81,10 @@ def vocode_clip(model: str, audio: str | None = None, example: str | None = None
                         f"({voc.config.hop_length / sr * 1000:.0f} ms)")
     t = None if temperature in (None, "") or float(temperature) == 0 else float(temperature)   # 0: the model's
     g = None if speaker in (None, "") or not voc.config.num_speakers else speaker
-    pf = 0 if postfilter in (None, "") else postfilter
-    if float(pf) != int(pf) or int(pf) < 0 or int(pf) > MAX_POSTFILTER:
-        raise DemoError(f"post-filter passes must be a whole number from 0 to {MAX_POSTFILTER}, got {postfilter}")
-    pf = int(pf)
+    pf = postfilter_passes(voc) if postfilter is None or str(postfilter).strip() == "" else _whole(postfilter)
+    if pf is None or not 0 <= pf <= MAX_POSTFILTER:
+        raise DemoError(f"post-filter passes must be a whole number from 0 to {MAX_POSTFILTER} (empty: the model's), "
+                        f"got {postfilter!r}")
     y = vocode(voc, wav=wav, g=g, temperature=t, seed=int(seed), progress=False, postfilter=pf)
     gl, scores = compare_with_griffin_lim(voc, wav, y, postfilter=pf)
     with output_dir(out_root, "vocode") as (tmp, final):

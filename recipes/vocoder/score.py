@@ -9,8 +9,9 @@ resynthesized in one batch at the model's chosen temperature (``config.temperatu
 over all clips, with the fraction of clips where the vocoder's LSD is lower, and with several seeds each
 seed's mean, so a margin over Griffin-Lim can be read against the sampling noise. Every measure of
 ``vocoder_metrics`` (LSD, MR-STFT, F0 RMSE, voicing error; PESQ and STOI for speech) is averaged the same way
-and written to ``--json``. ``--postfilter K`` scores both vocoders after K passes of the band post-filter
-(``features.band_postfilter``: the same stage for the WaveNet and for Griffin-Lim, from the same mel).
+and written to ``--json``. Both vocoders are scored after the model's band post-filter passes
+(``features.band_postfilter``, the same stage for the WaveNet and for Griffin-Lim, from the same mel;
+``config.postfilter``, 32 for the shipped WaveNets); ``--postfilter K`` sets them, 0 scores the raw outputs.
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ import json
 import torch
 
 from arsound.audio.metrics import vocoder_metrics
-from arsound.audio.vocoder import check_vocoder, griffin_lim_of, vocode, vocoder_name
+from arsound.audio.vocoder import check_vocoder, griffin_lim_of, postfilter_passes, vocode, vocoder_name
 from arsound.core.checkpoint import load, resolve
 from arsound.data.clips import LABELS, heldout_clips, open_split
 
@@ -34,12 +35,14 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds (default: 0)")
-    p.add_argument("--postfilter", type=int, default=0, help="passes of the band post-filter on both (default 0)")
+    p.add_argument("--postfilter", type=int, default=None, help="passes of the band post-filter on both (default: "
+                                                                "the model's choice; 0: off)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     folder = resolve(args.model)
     model = load(folder).eval()
     check_vocoder(model)
+    args.postfilter = postfilter_passes(model, args.postfilter)
     pf = f" + post-filter {args.postfilter}" if args.postfilter else ""
     me, gl_name = vocoder_name(model) + pf, "Griffin-Lim" + pf
     split = open_split(args.data, args.split, args.root, args.language)

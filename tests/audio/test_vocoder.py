@@ -118,3 +118,41 @@ def test_postfilter_in_memory_streamed_and_refused(tmp_path):
         with pytest.raises(ValueError, match=match) as e:
             vocode(model, wav=wav, progress=False, **bad)
         assert "\n" not in str(e.value)
+
+
+def test_postfilter_default_is_the_models_choice(tmp_path):
+    """Left out, the post-filter passes are the config's (``config.postfilter``, saved and loaded with the model):
+    ``vocode``, ``vocode_file`` and ``compare_with_griffin_lim`` run them, ``postfilter=0`` gives the raw output,
+    and ``match_level`` alone drops them; a model without the field filters nothing."""
+    from arsound.audio.features import band_postfilter
+    from arsound.audio.io import load_audio, save_audio
+    from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, postfilter_passes, vocode_file
+    from tests.fakes import SR
+
+    plain = tiny_vocoder()
+    assert postfilter_passes(plain) == 0
+    wav = torch.from_numpy(tone(0.3, 330, 0))
+    raw = vocode(plain, wav=wav, progress=False)
+    plain.config.postfilter = 3
+    save_pretrained(plain, tmp_path / "voc")
+    model = load(tmp_path / "voc")
+    assert model.config.postfilter == 3 and postfilter_passes(model) == 3
+    assert postfilter_passes(model, 0) == 0 and postfilter_passes(model, match_level=True) == 0
+    y = vocode(model, wav=wav, progress=False)
+    torch.testing.assert_close(y, vocode(model, wav=wav, progress=False, postfilter=3), atol=0, rtol=0)
+    torch.testing.assert_close(vocode(model, wav=wav, progress=False, postfilter=0), raw, atol=0, rtol=0)
+    assert not torch.equal(y, raw)
+    torch.testing.assert_close(vocode(model, wav=wav, progress=False, match_level=True),
+                               vocode(model, wav=wav, progress=False, match_level=True, postfilter=0), atol=0, rtol=0)
+    gl, _ = compare_with_griffin_lim(model, wav, y)                       # Griffin-Lim gets the same 3 passes
+    torch.testing.assert_close(gl, griffin_lim_of(wav[:y.shape[-1]], model.mel_spectrogram(), postfilter=3))
+    assert not torch.allclose(gl, griffin_lim_of(wav[:y.shape[-1]], model.mel_spectrogram()))
+    save_audio(tmp_path / "in.wav", wav.numpy(), SR, subtype="FLOAT")
+    vocode_file(model, tmp_path / "in.wav", tmp_path / "out.wav", progress=False)
+    out = load_audio(tmp_path / "out.wav", sr=SR, as_tensor=True)[0]
+    torch.testing.assert_close(out, y, atol=2 / 32768, rtol=0)             # 16-bit file
+    c = model.mel_condition(wav[None])
+    torch.testing.assert_close(y, band_postfilter(raw[None], c, model.mel_spectrogram(), 3)[0].clamp(-1, 1))
+    model.config.postfilter = -2                                         # a hand-edited config: one line
+    with pytest.raises(ValueError, match="number of passes"):
+        vocode(model, wav=wav, progress=False)

@@ -91,6 +91,31 @@ def test_vocode_uses_the_chosen_temperature_and_compares(saved_vocoder, tmp_path
     assert float(lines["Griffin-Lim"][0]) == pytest.approx(log_spectral_distance(wav[:len(y)], gl).item(), abs=0.05)
 
 
+def test_vocode_runs_the_models_postfilter_by_default(saved_vocoder, tmp_path, route, capsys):
+    """A model whose config chose post-filter passes gets them from the CLI unless told otherwise (``--postfilter
+    0``: raw; ``--match-level`` alone: level matched, not filtered); ``--compare`` filters Griffin-Lim alike."""
+    folder = tmp_path / "filtered"
+    shutil.copytree(saved_vocoder, folder)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"]["postfilter"] = 2
+    (folder / "config.json").write_text(json.dumps(meta))
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(0.2, 440, 1), SR)
+    wav = torch.from_numpy(sf.read(src, dtype="float32")[0])
+    model = load(folder)
+    for flags, kw in (([], dict(postfilter=2)), (["--postfilter", "0"], dict(postfilter=0)),
+                      (["--match-level"], dict(match_level=True, postfilter=0))):
+        out = tmp_path / f"out{len(flags)}{''.join(flags)}.wav"
+        assert vocode_cli([str(src), "-o", str(out), "--model", str(folder), *flags], route) == 0
+        ref = vocode(model, wav=wav, progress=False, **kw)
+        np.testing.assert_allclose(ref.numpy(), sf.read(out)[0], atol=2 / 32768 + 1e-6)
+    assert not np.allclose(sf.read(tmp_path / "out0.wav")[0], sf.read(tmp_path / "out2--postfilter0.wav")[0])
+    capsys.readouterr()
+    assert vocode_cli([str(src), "-o", str(tmp_path / "cmp.wav"), "--model", str(folder), "--compare"], route) == 0
+    printed = capsys.readouterr().out
+    assert "WaveNet + post-filter 2 " in printed and "Griffin-Lim + post-filter 2 " in printed
+
+
 def _bad_inputs(tmp_path):
     not_audio = tmp_path / "text.wav"
     not_audio.write_text("hello")

@@ -114,14 +114,16 @@ def test_every_tab_in_a_browser(page, served, tmp_path):
     assert "not an arsound codes file" in line and "\n" not in line
     assert sorted(p.name for p in out_root.iterdir()) == before          # nothing (half-)written
 
-    # vocoder: an uploaded 0.5 s clip through the first shipped vocoder and Griffin-Lim
+    # vocoder: an uploaded 0.5 s clip through the first shipped vocoder (wavenet-speech-en, post-filter 32 by
+    # default) and Griffin-Lim
     open_tab(pg, "Vocoder")
     upload(pg, "voc-input", clip)
     pg.locator("#voc-go").click()
     for elem in ("voc-wavenet", "voc-griffin"):
         x, sr = played_wav(pg, elem)
         assert sr == SR and len(x) == (SR // 2) // 256 * 256 and np.abs(x).max() > 1e-3
-    assert "LSD" in status_text(pg, "voc-status", "LSD")
+    line = status_text(pg, "voc-status", "LSD")
+    assert "both with 32 post-filter passes" in line                    # the box left empty: the model's choice
     shot(pg, "vocoder")
 
     # tokenizer: the same clip from every level of vqvae-chorales

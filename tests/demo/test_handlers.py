@@ -170,7 +170,16 @@ def test_vocoder_side_by_side(tiny_vocoder, tmp_path):
     y = vocode(load(tiny_vocoder), wav=wav, seed=1, progress=False, postfilter=2)
     np.testing.assert_allclose(sf.read(c.wavenet)[0], y.numpy(), atol=1 / 32768 + 1e-6)
     assert "2 post-filter passes" in c.message and c.scores["griffin_lim"] != a.scores["griffin_lim"]
-    for bad in (-1, 1.5, 999):
+    chosen = tmp_path / "chosen"                                   # a model whose config chose 2 passes: the default
+    shutil.copytree(tiny_vocoder, chosen)
+    meta = json.loads((chosen / "config.json").read_text())
+    meta["config"]["postfilter"] = 2
+    (chosen / "config.json").write_text(json.dumps(meta))
+    d = vocoder.vocode_clip(str(chosen), clip, seed=1, postfilter=" ", out_root=tmp_path / "out")   # the textbox
+    assert d.wavenet.read_bytes() == c.wavenet.read_bytes() and d.scores == c.scores
+    e = vocoder.vocode_clip(str(chosen), clip, seed=1, postfilter="0", out_root=tmp_path / "out")
+    assert e.wavenet.read_bytes() == a.wavenet.read_bytes() and "post-filter" not in e.message
+    for bad in (-1, 1.5, 999, "two", "inf", float("nan")):
         with pytest.raises(common.DemoError, match="post-filter passes"):
             vocoder.vocode_clip(tiny_vocoder, clip, postfilter=bad, out_root=tmp_path / "bad")
     with pytest.raises(common.DemoError, match="unknown example"):
