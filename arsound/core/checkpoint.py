@@ -319,7 +319,8 @@ def load(path_or_name: str | Path, device: str | torch.device = "cpu", *,
 
 
 def warm_start(model: nn.Module, source: str | Path,
-               ignore: tuple[str, ...] = ("temperature", "cond_dropout"), added: tuple[str, ...] = ()) -> list[str]:
+               ignore: tuple[str, ...] = ("temperature", "postfilter", "cond_dropout"),
+               added: tuple[str, ...] = ()) -> list[str]:
     """Copy the weights of the saved model ``source`` (folder or registry name) into ``model`` (fine-tuning or
     a new schedule on trained weights: the optimizer, schedule and EMA start fresh). Class and config must
     match, but for the config fields in ``ignore`` (settings of sampling or training, not of the weights) and

@@ -73,6 +73,7 @@ class VocoderEval:
     griffin_lim_iters: int = 32
     temperature: float = 1.0           # periodic evals; the final report's unless temperatures is set
     temperatures: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2)  # final report: lowest LSD on valid clips
+    postfilters: tuple[int, ...] = (0, 8, 16, 32)  # final report: post-filter passes, lowest LSD on those clips
     select_clips: int = 6
     final_split: str = "test"          # split of the final report (periodic evals use valid)
 
@@ -83,7 +84,8 @@ def _debug_train(name: str) -> TrainConfig:
 
 
 def _debug_eval() -> VocoderEval:
-    return VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2, temperatures=(1.0, 0.5), select_clips=1)
+    return VocoderEval(clips=1, seconds=0.1, griffin_lim_iters=2, temperatures=(1.0, 0.5), postfilters=(0, 2),
+                       select_clips=1)
 
 
 TINY = dict(layers=2, cycles=1, kernel_size=2, residual_channels=4, gate_channels=8, skip_channels=8)

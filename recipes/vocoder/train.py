@@ -1,10 +1,11 @@
 """Train a vocoder preset of ``config.py`` with the shared Trainer.
 
 Every eval adds held-out resynthesis (model vs Griffin-Lim from the same mel) to
-``out_dir/resynthesis.jsonl``; the end picks the sampling temperature on valid clips, scores the final
-split (NLL in bits/sample over middle crops, resynthesis of ``eval.clips`` clips) and writes
-``out_dir/results.json``, example WAVs and the model (its config holding the front end, label names and the
-chosen temperature; a model card; ``heldout.wav``, the shipped example its card's figures come from).
+``out_dir/resynthesis.jsonl``; the end picks the sampling temperature and then the band post-filter passes on
+valid clips, scores the final split (NLL in bits/sample over middle crops, resynthesis of ``eval.clips`` clips,
+both vocoders after those passes) and writes ``out_dir/results.json``, example WAVs and the model (its config
+holding the front end, label names, the chosen temperature and passes; a model card; ``heldout.wav``, the shipped
+example its card's figures come from).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from torch import Tensor
 
+from arsound.audio.features import band_postfilter
 from arsound.audio.io import load_audio, save_audio
 from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
-from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, vocode, vocoder_name
+from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, postfilter_passes, vocode, vocoder_name
 from arsound.audio.wavenet import WaveNet
 from arsound.audio.wavernn import WaveRNN, WaveRNNConfig
 from arsound.core.checkpoint import hardware, save_pretrained, warm_start
@@ -43,14 +45,16 @@ def kind(model) -> str:
 
 def resynthesis_report(model: WaveNet, wav: Tensor, g: Tensor | None, gl_iters: int = 32, temperature: float = 1.0,
                        seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
-    """Resynthesize ``wav[B, T]`` (whole frames) with the model and with Griffin-Lim from the same mel:
+    """Resynthesize ``wav[B, T]`` (whole frames) with the model and with Griffin-Lim from the same mel, both after
+    the model's band post-filter passes (``config.postfilter``):
     ``({"model" | "griffin_lim": {lsd_db, mrstft, sc, logmag, seconds}}, {"model" | "griffin_lim": Tensor[B, T]})``."""
+    passes = postfilter_passes(model)                      # the model's band post-filter, on both (0 while training)
     t0 = time.perf_counter()
     y = vocode(model, wav=wav, g=g if model.config.num_speakers > 0 else None, temperature=temperature, seed=seed,
-               progress=progress)
+               progress=progress, postfilter=passes)
     model_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gl = griffin_lim_of(wav, model.mel_spectrogram().cpu(), gl_iters)
+    gl = griffin_lim_of(wav, model.mel_spectrogram().cpu(), gl_iters, postfilter=passes)
     gl_s = time.perf_counter() - t0
     out = {}
     for name, z in (("model", y), ("griffin_lim", gl)):
@@ -83,10 +87,30 @@ def choose_temperature(model: WaveNet, cfg: Config) -> tuple[float, list[dict]]:
     rows = []
     for T in ev.temperatures:
         y = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, temperature=T,
-                   seed=cfg.train.seed, progress=False)
+                   seed=cfg.train.seed, progress=False, postfilter=0)          # the network's own output
         rows.append({"temperature": T, "lsd_db": log_spectral_distance(clips, y).mean().item(),
                      "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
     return min(rows, key=lambda r: r["lsd_db"])["temperature"], rows
+
+
+def choose_postfilter(model: WaveNet, cfg: Config) -> tuple[int, list[dict]]:
+    """The band post-filter passes of ``cfg.eval.postfilters`` with the lowest LSD on the valid clips of
+    :func:`choose_temperature`, vocoded once at the model's temperature and filtered with each count:
+    ``(passes, [{"postfilter", "lsd_db", "mrstft"}, ...])``. Without candidates: ``(0, [])``."""
+    ev, data = cfg.eval, cfg.data
+    if not ev.postfilters:
+        return 0, []
+    clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.select_clips,
+                                     ev.seconds, model.config.hop_length)
+    raw = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, seed=cfg.train.seed,
+                 progress=False, postfilter=0)
+    c, fe = model.mel_condition(clips).cpu(), model.mel_spectrogram().cpu()
+    rows = []
+    for k in ev.postfilters:
+        y = band_postfilter(raw, c, fe, k).clamp(-1, 1) if k else raw      # what vocode(postfilter=k) returns
+        rows.append({"postfilter": k, "lsd_db": log_spectral_distance(clips, y).mean().item(),
+                     "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
+    return min(rows, key=lambda r: r["lsd_db"])["postfilter"], rows
 
 
 def write_heldout_example(model: WaveNet, folder: str | Path, cfg: Config, seconds: float = 1.5) -> dict:
@@ -160,13 +184,16 @@ def main(cfg: Config) -> dict:
 
 
 def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, train_s: float) -> dict:
-    """The final report: the temperature chosen on valid clips, then on ``cfg.eval.final_split`` the NLL
+    """The final report: the temperature, then the band post-filter passes, chosen on valid clips (the network's
+    raw output for the first), then on ``cfg.eval.final_split`` the NLL
     (bits/sample, middle crops) and resynthesis vs Griffin-Lim; writes ``out_dir/results.json``,
-    ``out_dir/examples/`` and ``out_dir/model`` (weights and config with the chosen temperature, card,
+    ``out_dir/examples/`` and ``out_dir/model`` (weights and config with the chosen temperature and passes, card,
     ``heldout.wav``)."""
     data, ev, out = cfg.data, cfg.eval, Path(cfg.train.out_dir)
     temperature, sweep = choose_temperature(final, cfg)
     final.config = replace(final.config, temperature=temperature)
+    passes, pf_sweep = choose_postfilter(final, cfg)
+    final.config = replace(final.config, postfilter=passes)
     split = ev.final_split
     test = VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
                           final.mel_spectrogram(center=False), final.targets, final.config.num_speakers > 0)
@@ -183,6 +210,7 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
               "nll_bits_per_sample": bits_per_sample(nll["nll"], test.segment),
               "nll_nats_per_sample": nll["loss"], "model": rep["model"], "griffin_lim": rep["griffin_lim"],
               "griffin_lim_iters": ev.griffin_lim_iters, "temperature": temperature, "temperature_sweep_valid": sweep,
+              "postfilter": passes, "postfilter_sweep_valid": pf_sweep,
               "beats_griffin_lim_lsd": rep["model"]["lsd_db"] < rep["griffin_lim"]["lsd_db"]}
     sr = final.config.sample_rate
     for j in range(len(ids)):
@@ -192,13 +220,17 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
     tried = ", ".join(f"{r['temperature']:g}: {r['lsd_db']:.2f} dB" for r in sweep)
     chosen = (f"temperature {temperature:g}, the lowest LSD on {ev.select_clips} valid clips of {tried}" if sweep
               else f"temperature {temperature:g}")
+    tried = ", ".join(f"{r['postfilter']}: {r['lsd_db']:.2f} dB" for r in pf_sweep)
+    chosen += (f"; band post-filter {passes} passes, the lowest LSD on the same clips of {tried}" if pf_sweep
+               else f"; band post-filter {passes} passes")
+    both = f", both after {passes} post-filter passes" if passes else ""
     card = {**card, "steps": steps, "training time": f"{train_s / 60:.1f} min",
             "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "ema_decay": cfg.train.ema_decay,
             "pre-emphasis": pre,
             f"{split} NLL": f"{result['nll_bits_per_sample']:.3f} bits/sample"
             + (" (of the pre-emphasized signal)" if pre else " (of the excitation)" if kind(final) == "lp" else ""),
-            "sampling": chosen + " (config.temperature)",
-            f"{split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / sr:.2f} s)":
+            "sampling": chosen + " (config.temperature, config.postfilter)",
+            f"{split} resynthesis ({len(ids)} clips of {clips_t.shape[-1] / sr:.2f} s{both})":
                 f"{vocoder_name(final)} LSD {rep['model']['lsd_db']:.2f} dB, MR-STFT {rep['model']['mrstft']:.3f}; "
                 f"Griffin-Lim ({ev.griffin_lim_iters} it.) LSD {rep['griffin_lim']['lsd_db']:.2f} dB, "
                 f"MR-STFT {rep['griffin_lim']['mrstft']:.3f}",
@@ -212,12 +244,12 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
         clips_u, _, ids_u = heldout_clips(unseen_split, ev.clips, ev.seconds, final.config.hop_length)
         rep_u, _ = resynthesis_report(final, clips_u, None, ev.griffin_lim_iters, temperature, seed=cfg.train.seed)
         result["unseen_voices"] = {"languages": unseen, "clips": ids_u, **rep_u}
-        card[f"unseen voices ({unseen}, {len(ids_u)} {split} clips)"] = (
+        card[f"unseen voices ({unseen}, {len(ids_u)} {split} clips{both})"] = (
             f"{vocoder_name(final)} LSD {rep_u['model']['lsd_db']:.2f} dB, MR-STFT {rep_u['model']['mrstft']:.3f}; "
             f"Griffin-Lim LSD {rep_u['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {rep_u['griffin_lim']['mrstft']:.3f}")
     ex = write_heldout_example(final, out, cfg)
     result["heldout_example"] = ex
-    card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split)"] = (
+    card[f"shipped example ({HELDOUT_FILE}: {ex['clip']}, {ex['seconds']:g} s of the {split} split{both})"] = (
         f"{vocoder_name(final)} LSD {ex['wavenet']['lsd_db']:.2f} dB, MR-STFT {ex['wavenet']['mrstft']:.3f}; "
         f"Griffin-Lim LSD {ex['griffin_lim']['lsd_db']:.2f} dB, MR-STFT {ex['griffin_lim']['mrstft']:.3f}; "
         f"rerun: arsound vocode THIS_FOLDER/{HELDOUT_FILE} -o out.wav --model THIS_FOLDER --compare"

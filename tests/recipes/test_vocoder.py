@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import shutil
 import sys
 
 import numpy as np
@@ -57,6 +58,12 @@ def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
     assert [r["temperature"] for r in result["temperature_sweep_valid"]] == [1.0, 0.5]
     assert model.config.temperature == result["temperature"] == min(
         result["temperature_sweep_valid"], key=lambda r: r["lsd_db"])["temperature"]
+    # then the band post-filter passes, on the same valid clips at that temperature: stored, and vocode's default
+    assert [r["postfilter"] for r in result["postfilter_sweep_valid"]] == [0, 2]
+    assert model.config.postfilter == result["postfilter"] == min(
+        result["postfilter_sweep_valid"], key=lambda r: r["lsd_db"])["postfilter"]
+    assert result["postfilter_sweep_valid"][0]["lsd_db"] != result["postfilter_sweep_valid"][1]["lsd_db"]
+    assert "band post-filter" in (folder / "README.md").read_text()
     assert getattr(model.config, "preemphasis", 0.0) == (0.85 if preset == "mulaw" else 0.0)
     assert "NLL" in (folder / "README.md").read_text()
     assert (tmp_path / "run" / "examples" / "0_wavenet.wav").is_file()
@@ -111,6 +118,14 @@ def test_recipe_warm_start(data_root, tmp_path):
     with pytest.raises(CheckpointError, match=r"cannot warm-start.*residual_channels 4 != 6"):
         run("bad", f"--init={tmp_path / 'src' / 'model'}", "--model.residual_channels=6")
     assert not (tmp_path / "bad").exists()
+    tuned = tmp_path / "tuned"                # a shipped vocoder's sampling settings do not block a warm start
+    meta = json.loads((tmp_path / "src" / "model" / "config.json").read_text())
+    meta["config"].update(temperature=0.3, postfilter=32)
+    shutil.copytree(tmp_path / "src" / "model", tuned)
+    (tuned / "config.json").write_text(json.dumps(meta))
+    run("ft2", f"--init={tuned}", "--train.lr=0")
+    ft2 = load(tmp_path / "ft2" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), ft2.state_dict().values()))
 
 
 def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, capsys):
@@ -152,4 +167,4 @@ def test_held_out_voices_are_scored_apart(tmp_path):
     model = load(tmp_path / "run" / "model")
     assert model.config.num_speakers == 0
     card = (tmp_path / "run" / "model" / "README.md").read_text()
-    assert "unseen voices (fr,it,ru, 1 test clips)" in card and "speech (en,es)" in card
+    assert "unseen voices (fr,it,ru, 1 test clips" in card and "speech (en,es)" in card
