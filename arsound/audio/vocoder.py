@@ -123,10 +123,12 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
 def postfilter_passes(model, postfilter: int | None = None, match_level: bool = False) -> int:
     """The band post-filter passes a vocoding runs: ``postfilter`` when given (0: off), else the model's choice,
     ``config.postfilter`` (0 for models without one, and with ``match_level``, which it excludes)."""
+    what = "postfilter"
     if postfilter is None:
         postfilter = 0 if match_level else getattr(model.config, "postfilter", 0)
+        what = "the model's config.postfilter"
     if isinstance(postfilter, bool) or not isinstance(postfilter, int) or postfilter < 0:
-        raise ValueError(f"postfilter must be a number of passes >= 0, got {postfilter!r}")
+        raise ValueError(f"{what} must be a number of passes >= 0, got {postfilter!r}")
     if postfilter and match_level:
         raise ValueError("postfilter already matches the level, band by band; drop match_level (or pass "
                          "postfilter=0)")
