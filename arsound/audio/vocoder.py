@@ -115,9 +115,15 @@ def vocode(model, wav: Tensor | None = None, mel: Tensor | None = None, g: Tenso
     out = torch.cat(list(pieces), dim=1)
     if match_level:
         out = (out * level_gain(mel_energy(c), mel_energy(model.mel_condition(out)))[:, None]).clamp(-1, 1)
-    if postfilter:
-        out = band_postfilter(out, c.cpu(), model.mel_spectrogram().cpu(), postfilter).clamp(-1, 1)
+    out = postfilter_output(model, out, c, postfilter)
     return out[0] if squeeze else out
+
+
+def postfilter_output(model, y: Tensor, c: Tensor, passes: int) -> Tensor:
+    """What :func:`vocode` returns for the raw output ``y[B, F * hop]`` of conditioning ``c[B, M, F]`` after
+    ``passes`` of :func:`~arsound.audio.features.band_postfilter` (clipped to [-1, 1]; 0: ``y`` itself), so one
+    raw draw can be scored at several counts."""
+    return band_postfilter(y, c.cpu(), model.mel_spectrogram().cpu(), passes).clamp(-1, 1) if passes else y
 
 
 def postfilter_passes(model, postfilter: int | None = None, match_level: bool = False) -> int:
@@ -283,4 +289,5 @@ def postfiltered_blocks(model, raw, mels, passes: int, block: int = BLOCK_FRAMES
 
 
 __all__ = ["check_vocoder", "compare_with_griffin_lim", "griffin_lim_of", "level_gain", "mel_blocks",
-           "postfilter_passes", "postfiltered_blocks", "vocode", "vocode_file", "vocode_frames", "vocoder_name"]
+           "postfilter_output", "postfilter_passes", "postfiltered_blocks", "vocode", "vocode_file", "vocode_frames",
+           "vocoder_name"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from torch import Tensor
 
-from arsound.audio.features import band_postfilter
 from arsound.audio.io import load_audio, save_audio
 from arsound.audio.metrics import log_spectral_distance, mr_stft_distance
-from arsound.audio.vocoder import compare_with_griffin_lim, griffin_lim_of, postfilter_passes, vocode, vocoder_name
+from arsound.audio.vocoder import (compare_with_griffin_lim, griffin_lim_of, postfilter_output, postfilter_passes,
+                                   vocode, vocoder_name)
 from arsound.audio.wavenet import WaveNet
 from arsound.audio.wavernn import WaveRNN, WaveRNNConfig
 from arsound.core.checkpoint import hardware, save_pretrained, warm_start
@@ -104,10 +104,10 @@ def choose_postfilter(model: WaveNet, cfg: Config) -> tuple[int, list[dict]]:
                                      ev.seconds, model.config.hop_length)
     raw = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, seed=cfg.train.seed,
                  progress=False, postfilter=0)
-    c, fe = model.mel_condition(clips).cpu(), model.mel_spectrogram().cpu()
+    c = model.mel_condition(clips)
     rows = []
     for k in ev.postfilters:
-        y = band_postfilter(raw, c, fe, k).clamp(-1, 1) if k else raw      # what vocode(postfilter=k) returns
+        y = postfilter_output(model, raw, c, k)                             # what vocode(postfilter=k) returns
         rows.append({"postfilter": k, "lsd_db": log_spectral_distance(clips, y).mean().item(),
                      "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
     return min(rows, key=lambda r: r["lsd_db"])["postfilter"], rows
