@@ -8,6 +8,7 @@ half-written in the output folder.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import time
@@ -35,6 +36,15 @@ class Interrupted(Exception):
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, sf.LibsndfileError, Interrupted)
+
+
+def whole_number(x) -> int | None:
+    """``x`` (a number or its text) as an int when it is a finite whole number, else None."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f == int(f) else None
 
 
 def one_line(e: BaseException) -> str:

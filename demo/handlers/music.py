@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from arsound.audio.codes import load_codes, save_codes
 from arsound.audio.io import save_audio
 from arsound.music.generator import MusicGenerator
 
-from .common import DemoError, Interrupted, load_model, output_dir, read_audio, shipped_of_class, spectrogram_image
+from .common import (DemoError, Interrupted, load_model, output_dir, read_audio, shipped_of_class, spectrogram_image,
+                     whole_number)
 
 MUSIC_CLASS = "arsound.music.generator:MusicGenerator"
 MAX_CLIPS = 4
@@ -109,9 +111,9 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
         raise DemoError(f"the duration must be in (0, {MAX_SECONDS:.0f}] s, got {seconds}")
     if prompt and codes:
         raise DemoError("continue either an audio clip or a codes file, not both")
-    if guidance is not None and not float(guidance) >= 0:
-        raise DemoError(f"the guidance must be >= 0 (0: off), got {guidance}")
-    if drafts is not None and not (float(drafts) == int(float(drafts)) and int(float(drafts)) >= 1):
+    if guidance is not None and not 0 <= float(guidance) < math.inf:
+        raise DemoError(f"the guidance must be a finite number >= 0 (0: off), got {guidance}")
+    if drafts is not None and not (whole_number(drafts) or 0) >= 1:
         raise DemoError(f"the number of drafts must be a whole number >= 1 (1: off), got {drafts}")
     gen = load_generator(model)
     sr, levels = gen.sample_rate, gen.levels
@@ -137,7 +139,7 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     out = gen.generate(float(seconds), int(n), seed=int(seed), prompt=wav, codes=given, stop_level=stop_level,
                        instrument=instrument, temperature=_temperatures(temperature, run), on_token=progress,
                        guidance=None if guidance is None else float(guidance),
-                       drafts=None if drafts is None else int(float(drafts)), decode=False)
+                       drafts=None if drafts is None else whole_number(drafts), decode=False)
     per_level = {lv: gen.decode(c, lv, out.samples) for lv, c in out.codes.items() if lv in run}
     wall = time.perf_counter() - t0
     with output_dir(out_root, "music") as (tmp, final):
@@ -153,7 +155,7 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     message = (f"{n} clip(s) of {out.samples / sr:.2f} s from level {stop_level} in {wall:.1f} s"
                f"{' (' + spent + ')' if spent else ''}; seed {seed}"
                + (f"; guidance {float(guidance):g}" if guidance is not None else "")
-               + (f"; drafts {int(float(drafts))}" if drafts is not None else ""))
+               + (f"; drafts {whole_number(drafts)}" if drafts is not None else ""))
     return MusicResult(clips=[final / c for c in clips], codes=[final / f"sample_{i}.npz" for i in range(n)],
                        levels={lv: [final / x for x in names[lv]] for lv in names},
                        spectrograms=[spectrogram_image(per_level[stop_level][i], sr) for i in range(n)],

@@ -2,7 +2,6 @@
 against the input (log-spectral distance in dB, multi-resolution STFT distance) with a spectrogram each."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,8 @@ from arsound.audio.vocoder import check_vocoder, compare_with_griffin_lim, postf
 from arsound.audio.wavenet import WaveNet
 from arsound.core.checkpoint import checkpoints_dir, registry
 
-from .common import DemoError, load_model, output_dir, read_audio, shipped_of_class, spectrogram_image
+from .common import (DemoError, load_model, output_dir, read_audio, shipped_of_class, spectrogram_image,
+                     whole_number)
 
 WAVENET_CLASS = "arsound.audio.wavenet:WaveNet"
 MAX_SECONDS = 10.0   # WaveNet draws one sample at a time: longer clips are cut to this (and said so)
@@ -48,15 +48,6 @@ class VocodeResult:
     message: str
 
 
-def _whole(x) -> int | None:
-    """``x`` (a number or its text) as an int when it is a whole number, else None."""
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return int(f) if math.isfinite(f) and f == int(f) else None
-
-
 def vocode_clip(model: str, audio: str | None = None, example: str | None = None, *, temperature: float | None = None,
                 seed: int = 0, speaker=None, postfilter=None, out_root) -> VocodeResult:
     """Vocode an upload / recording (``audio``) or a shipped example (a key of :func:`examples`) with ``model``;
@@ -81,7 +72,7 @@ def vocode_clip(model: str, audio: str | None = None, example: str | None = None
                         f"({voc.config.hop_length / sr * 1000:.0f} ms)")
     t = None if temperature in (None, "") or float(temperature) == 0 else float(temperature)   # 0: the model's
     g = None if speaker in (None, "") or not voc.config.num_speakers else speaker
-    pf = postfilter_passes(voc) if postfilter is None or str(postfilter).strip() == "" else _whole(postfilter)
+    pf = postfilter_passes(voc) if postfilter is None or str(postfilter).strip() == "" else whole_number(postfilter)
     if pf is None or not 0 <= pf <= MAX_POSTFILTER:
         raise DemoError(f"post-filter passes must be a whole number from 0 to {MAX_POSTFILTER} (empty: the model's), "
                         f"got {postfilter!r}")

@@ -112,9 +112,12 @@ def test_music_bad_inputs_one_line_nothing_written(saved_music, tmp_path):
              (dict(n=9), "number of clips"),
              (dict(stop_level=5), "this hierarchy samples levels"),
              (dict(instrument="banjo"), "unknown instrument"),
-             (dict(guidance=-1), "guidance must be >= 0"),
+             (dict(guidance=-1), "guidance must be a finite number >= 0"),
+             (dict(guidance=float("inf")), "guidance must be a finite number >= 0"),
              (dict(drafts=0), "number of drafts must be a whole number >= 1"),
-             (dict(drafts=2.5), "number of drafts must be a whole number >= 1")]
+             (dict(drafts=2.5), "number of drafts must be a whole number >= 1"),
+             (dict(drafts="inf"), "number of drafts must be a whole number >= 1"),
+             (dict(drafts=float("nan")), "number of drafts must be a whole number >= 1")]
     for kw, match in cases:
         kw = {"seconds": 0.5, **kw}
         with pytest.raises(common.USER_ERRORS, match=match) as e:
