@@ -113,7 +113,8 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
         raise DemoError("continue either an audio clip or a codes file, not both")
     if guidance is not None and not 0 <= float(guidance) < math.inf:
         raise DemoError(f"the guidance must be a finite number >= 0 (0: off), got {guidance}")
-    if drafts is not None and not (whole_number(drafts) or 0) >= 1:
+    n_drafts = None if drafts is None else whole_number(drafts)
+    if drafts is not None and not (n_drafts or 0) >= 1:
         raise DemoError(f"the number of drafts must be a whole number >= 1 (1: off), got {drafts}")
     gen = load_generator(model)
     sr, levels = gen.sample_rate, gen.levels
@@ -139,7 +140,7 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     out = gen.generate(float(seconds), int(n), seed=int(seed), prompt=wav, codes=given, stop_level=stop_level,
                        instrument=instrument, temperature=_temperatures(temperature, run), on_token=progress,
                        guidance=None if guidance is None else float(guidance),
-                       drafts=None if drafts is None else whole_number(drafts), decode=False)
+                       drafts=n_drafts, decode=False)
     per_level = {lv: gen.decode(c, lv, out.samples) for lv, c in out.codes.items() if lv in run}
     wall = time.perf_counter() - t0
     with output_dir(out_root, "music") as (tmp, final):
@@ -155,7 +156,7 @@ def generate_music(model: str, seconds: float, seed: int = 0, n: int = 1, *, tem
     message = (f"{n} clip(s) of {out.samples / sr:.2f} s from level {stop_level} in {wall:.1f} s"
                f"{' (' + spent + ')' if spent else ''}; seed {seed}"
                + (f"; guidance {float(guidance):g}" if guidance is not None else "")
-               + (f"; drafts {whole_number(drafts)}" if drafts is not None else ""))
+               + (f"; drafts {n_drafts}" if n_drafts is not None else ""))
     return MusicResult(clips=[final / c for c in clips], codes=[final / f"sample_{i}.npz" for i in range(n)],
                        levels={lv: [final / x for x in names[lv]] for lv in names},
                        spectrograms=[spectrogram_image(per_level[stop_level][i], sr) for i in range(n)],

@@ -75,41 +75,45 @@ def unseen_voices(data) -> str:
     return ",".join(lang for lang, v in VOICES.items() if v[1] not in heard)
 
 
-def choose_temperature(model: WaveNet, cfg: Config) -> tuple[float, list[dict]]:
-    """The sampling temperature of ``cfg.eval.temperatures`` with the lowest LSD on ``cfg.eval.select_clips``
-    *valid* clips (never the test split): ``(T, [{"temperature", "lsd_db", "mrstft"}, ...])``. Without a
-    sweep: ``(cfg.eval.temperature, [])``."""
+def selection_clips(model: WaveNet, cfg: Config) -> tuple[Tensor, Tensor | None]:
+    """The ``cfg.eval.select_clips`` *valid* clips (never the test split) the sampling settings are chosen on:
+    ``(clips[B, T], labels[B] or None for a model without speakers)``."""
     ev, data = cfg.eval, cfg.data
-    if not ev.temperatures:
-        return ev.temperature, []
     clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.select_clips,
                                      ev.seconds, model.config.hop_length)
+    return clips, labels if model.config.num_speakers > 0 else None
+
+
+def distances(ref: Tensor, y: Tensor) -> dict[str, float]:
+    """Mean LSD (dB) and MR-STFT distance of ``y[B, T]`` to ``ref[B, T]``: ``{"lsd_db", "mrstft"}``."""
+    return {"lsd_db": log_spectral_distance(ref, y).mean().item(),
+            "mrstft": mr_stft_distance(ref, y)["total"].mean().item()}
+
+
+def choose_temperature(model: WaveNet, cfg: Config, clips: Tensor, g: Tensor | None) -> tuple[float, list[dict]]:
+    """The sampling temperature of ``cfg.eval.temperatures`` with the lowest LSD on the :func:`selection_clips`
+    ``clips`` (labels ``g``), from the network's raw output: ``(T, [{"temperature", "lsd_db", "mrstft"}, ...])``.
+    Without a sweep: ``(cfg.eval.temperature, [])``."""
+    ev = cfg.eval
+    if not ev.temperatures:
+        return ev.temperature, []
     rows = []
     for T in ev.temperatures:
-        y = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, temperature=T,
-                   seed=cfg.train.seed, progress=False, postfilter=0)          # the network's own output
-        rows.append({"temperature": T, "lsd_db": log_spectral_distance(clips, y).mean().item(),
-                     "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
+        y = vocode(model, wav=clips, g=g, temperature=T, seed=cfg.train.seed, progress=False, postfilter=0)
+        rows.append({"temperature": T, **distances(clips, y)})
     return min(rows, key=lambda r: r["lsd_db"])["temperature"], rows
 
 
-def choose_postfilter(model: WaveNet, cfg: Config) -> tuple[int, list[dict]]:
-    """The band post-filter passes of ``cfg.eval.postfilters`` with the lowest LSD on the valid clips of
+def choose_postfilter(model: WaveNet, cfg: Config, clips: Tensor, g: Tensor | None) -> tuple[int, list[dict]]:
+    """The band post-filter passes of ``cfg.eval.postfilters`` with the lowest LSD on the same ``clips`` as
     :func:`choose_temperature`, vocoded once at the model's temperature and filtered with each count:
     ``(passes, [{"postfilter", "lsd_db", "mrstft"}, ...])``. Without candidates: ``(0, [])``."""
-    ev, data = cfg.eval, cfg.data
-    if not ev.postfilters:
+    if not cfg.eval.postfilters:
         return 0, []
-    clips, labels, _ = heldout_clips(open_split(data.name, "valid", data.root, data.language), ev.select_clips,
-                                     ev.seconds, model.config.hop_length)
-    raw = vocode(model, wav=clips, g=labels if model.config.num_speakers > 0 else None, seed=cfg.train.seed,
-                 progress=False, postfilter=0)
+    raw = vocode(model, wav=clips, g=g, seed=cfg.train.seed, progress=False, postfilter=0)
     c = model.mel_condition(clips)
-    rows = []
-    for k in ev.postfilters:
-        y = postfilter_output(model, raw, c, k)                             # what vocode(postfilter=k) returns
-        rows.append({"postfilter": k, "lsd_db": log_spectral_distance(clips, y).mean().item(),
-                     "mrstft": mr_stft_distance(clips, y)["total"].mean().item()})
+    rows = [{"postfilter": k, **distances(clips, postfilter_output(model, raw, c, k))}   # = vocode(postfilter=k)
+            for k in cfg.eval.postfilters]
     return min(rows, key=lambda r: r["lsd_db"])["postfilter"], rows
 
 
@@ -190,9 +194,10 @@ def report(final: WaveNet, cfg: Config, recipe: str, card: dict, *, steps: int, 
     ``out_dir/examples/`` and ``out_dir/model`` (weights and config with the chosen temperature and passes, card,
     ``heldout.wav``)."""
     data, ev, out = cfg.data, cfg.eval, Path(cfg.train.out_dir)
-    temperature, sweep = choose_temperature(final, cfg)
+    chosen_on = selection_clips(final, cfg)
+    temperature, sweep = choose_temperature(final, cfg, *chosen_on)
     final.config = replace(final.config, temperature=temperature)
-    passes, pf_sweep = choose_postfilter(final, cfg)
+    passes, pf_sweep = choose_postfilter(final, cfg, *chosen_on)
     final.config = replace(final.config, postfilter=passes)
     split = ev.final_split
     test = VocoderDataset(open_split(data.name, split, data.root, data.language), split, data.segment_frames,
