@@ -2,7 +2,8 @@
 
 Fields: ``format`` (``"arsound-vqvae-codes"``), ``version``, ``sample_rate``, ``length`` (samples of the
 original), ``hops``, ``model`` (name or folder) and ``model_sha256`` (of its weights, so stale codes are
-caught), ``num_codes``, and ``codes_0 .. codes_{L-1}`` (uint16, one array per level).
+caught), ``num_codes``, and ``codes_0 .. codes_{L-1}`` (one array per level: uint8 when every code of the file
+fits, as a 256-code book's do, else uint16), zip-compressed: the chorale token sets take 24 MB instead of 60.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class CodesFile:
 
 def save_codes(path, cf: CodesFile) -> Path:
     """Write ``cf`` to ``path`` (.npz) atomically: ``format``, ``version``, ``sample_rate``, ``length``,
-    ``hops``, ``model``, ``model_sha256``, ``num_codes``, ``codes_0 .. codes_{L-1}`` (uint16)."""
+    ``hops``, ``model``, ``model_sha256``, ``num_codes``, ``codes_0 .. codes_{L-1}`` (uint8 when every code fits,
+    else uint16), compressed."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"codes file '{path}' must end in .npz")
@@ -42,13 +44,15 @@ def save_codes(path, cf: CodesFile) -> Path:
               "sample_rate": np.array(cf.sample_rate), "length": np.array(cf.length),
               "hops": np.array(cf.hops, dtype=np.int64), "model": np.array(cf.model),
               "model_sha256": np.array(cf.model_sha256), "num_codes": np.array(cf.num_codes)}
-    for l, c in enumerate(cf.codes):
-        c = torch.as_tensor(c)
+    codes = [torch.as_tensor(c) for c in cf.codes]
+    for l, c in enumerate(codes):
         if c.numel() and (int(c.min()) < 0 or int(c.max()) > 65535):
             raise ValueError(f"level {l} codes do not fit uint16")
-        arrays[f"codes_{l}"] = c.numpy().astype(np.uint16)
+    small = all(not c.numel() or int(c.max()) < 256 for c in codes)
+    for l, c in enumerate(codes):
+        arrays[f"codes_{l}"] = c.numpy().astype(np.uint8 if small else np.uint16)
     with atomic_write(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez_compressed(f, **arrays)
     return path
 
 

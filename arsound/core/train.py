@@ -213,8 +213,9 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, collate=None, max_ba
 
 
 class _RunLog:
-    """``out_dir/log.csv`` (step, split, lr, loss, metrics...) and TensorBoard scalars when installed.
-    On resume, rows after the resumed step (written before the interruption) are dropped."""
+    """``out_dir/log.csv`` (step, split, lr, loss, metrics...; train rows also the seconds of training so far) and
+    TensorBoard scalars when installed. On resume, rows after the resumed step (written before the interruption)
+    are dropped."""
 
     def __init__(self, out_dir: Path, resume_step: int | None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -434,8 +435,9 @@ class Trainer:
                     values = dict(zip(["loss", *self._keys], (acc / n_acc).tolist()))
                     acc, n_acc = None, 0
                     bar.set_postfix({k: f"{values[k]:.4f}" for k in ("loss", "bits_per_dim") if k in values})
-                    if log is not None:
-                        log.write(self.step, "train", lr, values)
+                    if log is not None:  # with the wall time of the steps so far, across resumes
+                        seconds = self.train_seconds + time.perf_counter() - self._clock
+                        log.write(self.step, "train", lr, {**values, "seconds": seconds})
                 if self.valid_data is not None and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last):
                     self.last_eval = self.evaluate()
                     if log is not None:

@@ -17,6 +17,12 @@ which carries the music (melody, harmony, key), gets the longest context and the
 tokens (4.1 s), batch 8, 1,200 steps (about 3 s a step beside another run). The upsamplers only add detail
 under codes they are given, so they are shallower and see less: 4 layers, 256 tokens (0.5 s in the middle,
 0.13 s at the bottom), batch 16, 1,500 steps (about 1.4 s a step).
+
+The ``-gpu`` presets (``top-gpu``, ``middle-gpu``, ``bottom-gpu``) are the next step, sized for one GPU and a
+few minutes each (``gpu.sh`` trains all three side by side and sets their steps from a timed probe): width 256,
+twice the context, bf16, condition dropout 0.2 from the start for the upsamplers. Their depth stays near the CPU
+presets' (8 / 6 / 4 layers), because the generator runs on CPUs too: the bottom level, 2,000 tokens a second,
+is what ``make run`` waits for.
 """
 from __future__ import annotations
 
@@ -78,6 +84,18 @@ class Config:
         return cls._upsampler(0, "runs/music_bottom")
 
     @classmethod
+    def gpu(cls, preset: str) -> "Config":
+        """A CPU preset at GPU scale; ``gpu.sh`` overrides ``train.steps`` with what fits its time budget."""
+        cfg = PRESETS[preset]()
+        context, layers, batch = {"top": (1024, 8, 32), "middle": (512, 6, 64), "bottom": (512, 4, 64)}[preset]
+        cfg.prior = replace(cfg.prior, context=context, dim=256, layers=layers, heads=8,
+                            cond_dropout=0.0 if preset == "top" else 0.2)
+        cfg.train = replace(cfg.train, steps=20000, batch_size=batch, lr=5e-4, warmup_steps=200, amp="auto",
+                            eval_every=1000, eval_batches=32, ckpt_every=1000, log_every=50,
+                            out_dir=f"runs/music_{preset}_gpu")
+        return cfg
+
+    @classmethod
     def debug(cls, preset: str = "top") -> "Config":
         level = {"top": 1, "middle": 0, "bottom": 0}.get(preset, 1)      # the debug tokenizer has levels 0 and 1
         cfg = cls(level=level, labels=level == 1,
@@ -90,3 +108,4 @@ class Config:
 
 
 PRESETS = {"top": Config.top, "middle": Config.middle, "bottom": Config.bottom}
+PRESETS.update({f"{p}-gpu": (lambda p=p: Config.gpu(p)) for p in list(PRESETS)})

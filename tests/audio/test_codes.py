@@ -1,4 +1,4 @@
-"""Codes files: uint16 round trip and one-line refusals of foreign, newer and damaged files."""
+"""Codes files: uint8 / uint16 round trips and one-line refusals of foreign, newer and damaged files."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +19,12 @@ def test_codes_file_round_trip_and_refusals(tmp_path):
     with np.load(path) as z:
         assert z["codes_0"].dtype == np.uint16 and int(z["version"]) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]                     # no temp files
+    small = CodesFile(codes=[torch.tensor([0, 255, 3]), torch.tensor([9])], hops=[4, 16], sample_rate=SR, length=12,
+                      model="m", num_codes=256)
+    back = load_codes(save_codes(tmp_path / "small.npz", small))
+    assert [c.tolist() for c in back.codes] == [[0, 255, 3], [9]] and back.codes[0].dtype == torch.int64
+    with np.load(tmp_path / "small.npz") as z:                                     # a 256-code book: one byte each
+        assert z["codes_0"].dtype == z["codes_1"].dtype == np.uint8
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, x=np.zeros(3))
     newer = tmp_path / "newer.npz"

@@ -115,7 +115,9 @@ def test_fit_learns_logs_and_exports_the_ema_model(tmp_path):
     after = trainer.fit()
     assert after["bits_per_dim"] < before["bits_per_dim"] - 0.1
     rows = read_log(tmp_path)
-    assert list(rows[0]) == ["step", "split", "lr", "loss", "bits_per_dim", "nll"]
+    assert list(rows[0]) == ["step", "split", "lr", "loss", "bits_per_dim", "nll", "seconds"]
+    seconds = [float(r["seconds"]) for r in rows if r["split"] == "train"]
+    assert 0 < seconds[0] and all(a < b for a, b in zip(seconds, seconds[1:]))
     assert [int(r["step"]) for r in rows if r["split"] == "train"] == [*range(3, 60, 3), 60]
     assert [int(r["step"]) for r in rows if r["split"] == "valid"] == [10, 20, 30, 40, 50, 60]
     assert float(rows[-1]["bits_per_dim"]) == pytest.approx(after["bits_per_dim"], rel=1e-5)
