@@ -19,10 +19,10 @@ under codes they are given, so they are shallower and see less: 4 layers, 256 to
 0.13 s at the bottom), batch 16, 1,500 steps (about 1.4 s a step).
 
 The ``-gpu`` presets (``top-gpu``, ``middle-gpu``, ``bottom-gpu``) are the next step, sized for one GPU and a
-few minutes each (``gpu.sh`` trains all three side by side and sets their steps from a timed probe): width 256,
-twice the context, bf16, condition dropout 0.2 from the start for the upsamplers. Their depth stays near the CPU
-presets' (8 / 6 / 4 layers), because the generator runs on CPUs too: the bottom level, 2,000 tokens a second,
-is what ``make run`` waits for.
+few minutes each (``recipes/gpu.sh`` trains the three side by side and sets their steps from a timed probe):
+width 256, twice the context, bf16, condition dropout 0.2 from the start for the upsamplers. Their depth stays
+near the CPU presets' (8 / 6 / 4 layers), because the generator runs on CPUs too: the bottom level, 2,000 tokens
+a second, is what ``make run`` waits for.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class Config:
 
     @classmethod
     def gpu(cls, preset: str) -> "Config":
-        """A CPU preset at GPU scale; ``gpu.sh`` overrides ``train.steps`` with what fits its time budget."""
+        """A CPU preset at GPU scale; ``recipes/gpu.sh`` overrides ``train.steps`` with what fits its time budget."""
         cfg = PRESETS[preset]()
         context, layers, batch = {"top": (1024, 8, 32), "middle": (512, 6, 64), "bottom": (512, 4, 64)}[preset]
         cfg.prior = replace(cfg.prior, context=context, dim=256, layers=layers, heads=8,
@@ -97,7 +97,7 @@ class Config:
 
     @classmethod
     def debug(cls, preset: str = "top") -> "Config":
-        level = {"top": 1, "middle": 0, "bottom": 0}.get(preset, 1)      # the debug tokenizer has levels 0 and 1
+        level = {"top": 1, "middle": 0, "bottom": 0}.get(preset.removesuffix("-gpu"), 1)  # debug tokenizer: 2 levels
         cfg = cls(level=level, labels=level == 1,
                   prior=TokenPriorConfig(context=16, dim=16, layers=3, heads=2, block=4, timing=True, timing_bins=4,
                                          cond_depth=2),

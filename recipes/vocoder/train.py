@@ -184,6 +184,10 @@ def main(cfg: Config) -> dict:
     train_s = trainer.train_seconds                                    # across resumes
     if not trainer.is_main:
         return {}
+    if not ev.report:
+        print(f"{recipe}: {trainer.step} steps in {train_s / 60:.1f} min, no report (eval.report false); model in "
+              f"{out / 'model'}", flush=True)
+        return {"steps": trainer.step, "train_s": round(train_s, 1)}
     return report(trainer.eval_model.eval(), cfg, recipe, card, steps=trainer.step, train_s=train_s)
 
 

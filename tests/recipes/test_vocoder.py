@@ -6,6 +6,7 @@ import json
 import runpy
 import shutil
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from arsound.audio.io import load_audio
 from arsound.audio.vocoder import compare_with_griffin_lim, vocode
+from arsound.audio.wavenet import WaveNet
 from arsound.cli.train import load_recipe
 from arsound.core.checkpoint import CheckpointError, load, save_pretrained
 from arsound.core.config import apply_overrides
@@ -77,9 +79,14 @@ def test_recipe_debug_one_step(preset, data, data_root, tmp_path):
 
 def test_presets_and_their_refusal():
     recipe = load_recipe("vocoder")
-    assert set(recipe.presets) == {"mulaw", "mol", "lp", "wavernn"}
+    assert set(recipe.presets) == {"mulaw", "mol", "lp", "wavernn", "mulaw-gpu", "lp-gpu"}
     assert recipe.config("mol").model.bits == 16 and recipe.config().model.head == "mulaw"
-    choices = r"\['lp', 'mol', 'mulaw', 'wavernn'\]"
+    for name in ("mulaw", "lp"):                  # at GPU scale: deeper (receptive field 1,021), same widths, bf16
+        small, big = recipe.config(name), recipe.config(f"{name}-gpu")
+        assert big.model == replace(small.model, layers=16) and WaveNet(big.model).receptive_field == 1021
+        assert big.train.amp == "auto" and big.train.batch_size == 32 and big.data.segment_frames == 16
+        assert recipe.config(f"{name}-gpu", debug=True).model == recipe.config(name, debug=True).model
+    choices = r"\['lp', 'lp-gpu', 'mol', 'mulaw', 'mulaw-gpu', 'wavernn'\]"
     with pytest.raises(ValueError, match=rf"recipe 'vocoder' has no preset 'lpcnet'; choose from {choices}"):
         recipe.config("lpcnet")
 
