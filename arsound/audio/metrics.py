@@ -45,11 +45,24 @@ def log_spectral_distance(x: Tensor, y: Tensor, n_fft: int = 1024, hop: int = 25
     only on what the output puts there above the floor, never on the depth of the reference's silence, and the
     figure does not depend on the clip's level (a gain on both leaves it unchanged).
     """
+    return log_power_difference(x, y, n_fft, hop, floor_db).square().mean(dim=1).sqrt().mean(dim=1)
+
+
+def log_power_difference(x: Tensor, y: Tensor, n_fft: int = 1024, hop: int = 256, floor_db: float = 80.0) -> Tensor:
+    """``Tensor[B, K, F]``: the log-power difference in dB (reference ``x`` minus ``y``) per STFT bin and frame, with
+    :func:`log_spectral_distance`'s floor; that LSD is its RMS over bins (dim 1), averaged over frames."""
     x, y = _pair(x, y)
     px, py = stft_magnitude(x, n_fft, hop).square(), stft_magnitude(y, n_fft, hop).square()
     floor = (px.amax(dim=(1, 2), keepdim=True) * 10 ** (-floor_db / 10)).clamp_min(1e-30)  # [B, 1, 1]
     lx, ly = (10 * torch.log10(torch.maximum(p, floor)) for p in (px, py))
-    return (lx - ly).square().mean(dim=1).sqrt().mean(dim=1)
+    return lx - ly
+
+
+def log_spectral_error_by_bin(x: Tensor, y: Tensor, n_fft: int = 1024, hop: int = 256,
+                              floor_db: float = 80.0) -> Tensor:
+    """``Tensor[B, K]``: the RMS over frames of :func:`log_power_difference` per frequency bin (``k * sr / n_fft``
+    Hz), so a picture shows where in frequency a vocoder's LSD comes from."""
+    return log_power_difference(x, y, n_fft, hop, floor_db).square().mean(dim=2).sqrt()
 
 
 def mr_stft_distance(x: Tensor, y: Tensor, ffts=MR_FFTS, eps: float = 1e-5) -> dict[str, Tensor]:
@@ -146,5 +159,6 @@ def speech_measures_installed() -> bool:
     return all(importlib.util.find_spec(n) is not None for n in ("pesq", "pystoi"))
 
 
-__all__ = ["MR_FFTS", "f0_errors", "log_spectral_distance", "mr_stft_distance", "pesq_wb", "si_sdr",
-           "speech_measures_installed", "stft_magnitude", "stoi", "vocoder_metrics"]
+__all__ = ["MR_FFTS", "f0_errors", "log_power_difference", "log_spectral_distance", "log_spectral_error_by_bin",
+           "mr_stft_distance", "pesq_wb", "si_sdr", "speech_measures_installed", "stft_magnitude", "stoi",
+           "vocoder_metrics"]

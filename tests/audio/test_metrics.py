@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from arsound.audio.metrics import (f0_errors, log_spectral_distance, mr_stft_distance, pesq_wb, si_sdr, stoi,
-                                   vocoder_metrics)
+from arsound.audio.metrics import (f0_errors, log_power_difference, log_spectral_distance, log_spectral_error_by_bin,
+                                   mr_stft_distance, pesq_wb, si_sdr, stoi, vocoder_metrics)
 from tests.fakes import SR, music, tone, vowels
 
 
@@ -41,6 +41,22 @@ def test_lsd_and_mr_stft():
     # batched == one by one
     both = log_spectral_distance(torch.stack([x, x]), torch.stack([x, noise]))
     torch.testing.assert_close(both[1], log_spectral_distance(x, noise)[0])
+
+
+def test_lsd_by_bin_shows_where_in_frequency_the_error_is():
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 * torch.randn(2, SR // 2, generator=g)
+    d = log_power_difference(x, 0.5 * x)                                   # [B, K, F]: a 6 dB gain everywhere
+    assert d.shape[:2] == (2, 513)
+    torch.testing.assert_close(d, torch.full_like(d, 20 * math.log10(2)))
+    assert torch.equal(log_spectral_distance(x, x * 0.7), log_power_difference(x, x * 0.7).square().mean(1).sqrt()
+                       .mean(1))                                           # LSD is its RMS over bins, mean over frames
+    # a hiss only above 4 kHz: the error by bin sits there, and below 4 kHz stays near zero
+    sine = 0.5 * torch.sin(2 * math.pi * 330 * torch.arange(SR // 2) / SR)
+    hiss = torch.randn(SR // 2, generator=g)
+    high = torch.fft.irfft(torch.fft.rfft(hiss) * (torch.fft.rfftfreq(SR // 2, 1 / SR) > 4500), n=SR // 2)
+    by_bin = log_spectral_error_by_bin(sine, sine + 0.05 * high)[0]       # bin k: k * SR / 1024 Hz
+    assert by_bin[300:].mean() > 10 and by_bin[20:250].mean() < 1
 
 
 def test_si_sdr():

@@ -141,7 +141,8 @@ def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, ca
     save_pretrained(tiny_vocoder(num_speakers=2, names=("organ", "strings")), tmp_path / "m", card={})
     script = shipped_dir("recipes") / "vocoder" / "score.py"
     monkeypatch.setattr(sys, "argv", ["score.py", str(tmp_path / "m"), "--data", "chorales", "--root", str(data_root),
-                                      "--seconds", "0.1", "--seeds", "0", "1", "--json", str(tmp_path / "s.json")])
+                                      "--seconds", "0.1", "--seeds", "0", "1", "--json", str(tmp_path / "s.json"),
+                                      "--plot", str(tmp_path / "s.png")])
     runpy.run_path(str(script), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     per_clip = {ln.split()[0]: float(ln.split()[3]) for ln in lines if ln.split()[1:3] == ["LSD", "WaveNet"]}
@@ -155,6 +156,13 @@ def test_score_script_whole_split_per_label(data_root, tmp_path, monkeypatch, ca
     s0, s1 = out["wavenet_lsd_db_per_seed"]
     assert s0 != s1 and out["wavenet"]["lsd_db"] == pytest.approx((s0 + s1) / 2, abs=1e-4)
     assert any(ln.startswith("WaveNet LSD per seed: 0 ") for ln in lines)
+    # each clip's LSD, the error by frequency (0 .. 8 kHz in 513 bins), and the picture of both
+    assert out["per_clip"]["id"] == sorted(per_clip) and out["per_clip"]["wavenet_lsd_db"] == pytest.approx(
+        [per_clip[i] for i in out["per_clip"]["id"]], abs=0.01)
+    curve = out["error_by_frequency"]
+    assert len(curve["hz"]) == len(curve["wavenet_db"]) == len(curve["griffin_lim_db"]) == 513
+    assert curve["hz"][0] == 0 and curve["hz"][-1] == 8000 and min(curve["wavenet_db"]) >= 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_held_out_voices_are_scored_apart(tmp_path):
