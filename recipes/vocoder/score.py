@@ -75,7 +75,7 @@ def main() -> None:
            "griffin_lim": {k: v.nanmean().item() for k, v in b.items()},
            "wavenet_lower_lsd_fraction": (lsd_w < lsd_g).float().mean().item(), "per_label": {},
            "per_clip": {"id": list(ids), "wavenet_lsd_db": lsd_w.tolist(), "griffin_lim_lsd_db": lsd_g.tolist()},
-           "error_by_frequency": {"hz": (torch.arange(len(by_bin[0])) * sr / (2 * (len(by_bin[0]) - 1))).tolist(),
+           "error_by_frequency": {"hz": torch.linspace(0, sr / 2, len(by_bin[0])).tolist(),
                                   "wavenet_db": torch.stack(by_bin).mean(0).tolist(),
                                   "griffin_lim_db": log_spectral_error_by_bin(wav, y_gl).mean(0).tolist()}}
     names = split.classes                                 # heldout_clips' label indices
